@@ -1,0 +1,474 @@
+//! `SseBody`: the streaming `text/event-stream` response body.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::config::{CloseReason, SseConfig};
+use crate::error::BoxError;
+use crate::event::IntoEncodedEvent;
+use crate::shutdown::Watcher;
+
+/// At most this many bytes of ready events are joined into one frame.
+///
+/// Joining ready events saves the server a write per event; the bound keeps a
+/// connection whose stream is always ready from holding its worker for long.
+pub(crate) const MAX_FRAME_BYTES: usize = 32 * 1024;
+
+/// At most this many ready events are joined into one frame.
+pub(crate) const MAX_FRAME_EVENTS: usize = 256;
+
+pin_project! {
+    /// A streaming `text/event-stream` body over a [`Stream`] of events.
+    ///
+    /// The stream's items are [`Event`](crate::Event)s,
+    /// [`EncodedEvent`](crate::EncodedEvent)s, or `Result`s of either (see
+    /// [`IntoEncodedEvent`]). The body:
+    ///
+    /// - hands over every event the stream has ready before it returns
+    ///   `Pending`, joining ready events into one frame up to a bound and never
+    ///   waiting for more;
+    /// - sends a keep-alive ping after an idle interval, only between events,
+    ///   without a timer operation per event;
+    /// - ends when the stream ends, when the shutdown signal is triggered, when
+    ///   the connection reaches its maximum age, or (by default) when the
+    ///   stream yields an error, and tells the close hook why, including when
+    ///   the body is dropped early because the client went away.
+    ///
+    /// Timers are created at the first poll, so a body can be built outside a
+    /// Tokio runtime; it must be polled inside one.
+    ///
+    /// ```
+    /// use futures_util::stream;
+    /// use http_body_util::BodyExt;
+    /// use tower_sse::{Event, SseBody};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let events = stream::iter([Event::new().data("a"), Event::new().data("b")]);
+    /// let body = SseBody::new(events);
+    /// let bytes = body.collect().await.unwrap().to_bytes();
+    /// assert_eq!(bytes, "data: a\n\ndata: b\n\n");
+    /// # }
+    /// ```
+    #[must_use = "bodies do nothing unless polled"]
+    pub struct SseBody<S> {
+        #[pin]
+        state: State<S>,
+        config: SseConfig,
+        timers: Option<Pin<Box<Timers>>>,
+        // An event that did not fit into the previous frame.
+        carried: Option<Bytes>,
+        // What the stream did after the events of the previous frame.
+        deferred: Option<Deferred>,
+        close: CloseGuard,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S> {
+        Streaming { #[pin] stream: S },
+        Done,
+    }
+}
+
+enum Deferred {
+    End,
+    Error(BoxError),
+}
+
+pin_project! {
+    /// Everything time-related, created at the first poll.
+    struct Timers {
+        #[pin]
+        keep_alive: Option<Sleep>,
+        // When the last frame was written; the keep-alive timer is re-armed
+        // from it only when it fires.
+        last_write: Instant,
+        max_age_deadline: Option<Instant>,
+        #[pin]
+        max_age: Option<Sleep>,
+        shutdown: Option<Watcher>,
+    }
+}
+
+impl<S> SseBody<S> {
+    /// A body over `stream` with the default [`SseConfig`].
+    pub fn new(stream: S) -> Self {
+        Self::with_config(stream, SseConfig::default())
+    }
+
+    /// A body over `stream` with the given policy.
+    pub fn with_config(stream: S, config: SseConfig) -> Self {
+        let close = CloseGuard::new(&config);
+        Self {
+            state: State::Streaming { stream },
+            config,
+            timers: None,
+            carried: None,
+            deferred: None,
+            close,
+        }
+    }
+
+    /// A body that ends at once, for responses that carry no stream.
+    pub(crate) fn empty() -> Self {
+        Self {
+            state: State::Done,
+            config: SseConfig::default(),
+            timers: None,
+            carried: None,
+            deferred: None,
+            close: CloseGuard::disarmed(),
+        }
+    }
+}
+
+impl<S> Body for SseBody<S>
+where
+    S: Stream,
+    S::Item: IntoEncodedEvent,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let mut stream = match this.state.as_mut().project() {
+            StateProj::Streaming { stream } => stream,
+            StateProj::Done => return Poll::Ready(None),
+        };
+        let config = this.config;
+        let timers = this
+            .timers
+            .get_or_insert_with(|| Box::pin(Timers::start(config)))
+            .as_mut();
+        let mut timers = timers.project();
+
+        match this.deferred.take() {
+            Some(Deferred::End) => {
+                finish(this.state, this.close, CloseReason::StreamEnded);
+                return Poll::Ready(None);
+            }
+            Some(Deferred::Error(error)) => {
+                return Poll::Ready(fail(this.state, this.close, config, error));
+            }
+            None => {}
+        }
+
+        if timers
+            .shutdown
+            .as_ref()
+            .is_some_and(Watcher::is_triggered)
+        {
+            return Poll::Ready(shut_down(this.state, this.close, config));
+        }
+
+        let now = if timers.keep_alive.is_some() || timers.max_age_deadline.is_some() {
+            Some(Instant::now())
+        } else {
+            None
+        };
+        if let (Some(deadline), Some(now)) = (*timers.max_age_deadline, now) {
+            if now >= deadline {
+                finish(this.state, this.close, CloseReason::MaxAge);
+                return Poll::Ready(None);
+            }
+        }
+
+        let mut batch = Batch::new(this.carried.take());
+        let mut stream_pending = false;
+        while batch.wants_more() {
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => match item.into_encoded_event() {
+                    Ok(event) => {
+                        if let Some(overflow) = batch.push(event.into_bytes()) {
+                            *this.carried = Some(overflow);
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        if batch.is_empty() {
+                            return Poll::Ready(fail(this.state, this.close, config, error));
+                        }
+                        *this.deferred = Some(Deferred::Error(error));
+                        break;
+                    }
+                },
+                Poll::Ready(None) => {
+                    if batch.is_empty() {
+                        finish(this.state, this.close, CloseReason::StreamEnded);
+                        return Poll::Ready(None);
+                    }
+                    *this.deferred = Some(Deferred::End);
+                    break;
+                }
+                Poll::Pending => {
+                    stream_pending = true;
+                    break;
+                }
+            }
+        }
+
+        if let Some(frame) = batch.finish() {
+            if let Some(now) = now {
+                *timers.last_write = now;
+            }
+            return Poll::Ready(Some(Ok(Frame::data(frame))));
+        }
+        debug_assert!(stream_pending);
+
+        // The stream is idle: register for every way this body can go on.
+        if let Some(watcher) = timers.shutdown.as_mut() {
+            if watcher.poll_triggered(cx).is_ready() {
+                return Poll::Ready(shut_down(this.state, this.close, config));
+            }
+        }
+        if let Some(max_age) = timers.max_age.as_mut().as_pin_mut() {
+            if max_age.poll(cx).is_ready() {
+                finish(this.state, this.close, CloseReason::MaxAge);
+                return Poll::Ready(None);
+            }
+        }
+        if let Some(keep_alive) = &config.inner().keep_alive {
+            if let Some(mut sleep) = timers.keep_alive.as_mut().as_pin_mut() {
+                loop {
+                    ready!(sleep.as_mut().poll(cx));
+                    let now = Instant::now();
+                    let due = *timers.last_write + keep_alive.get_interval();
+                    if now < due {
+                        // Events were sent since the timer was armed.
+                        sleep.as_mut().reset(due);
+                        continue;
+                    }
+                    *timers.last_write = now;
+                    sleep.as_mut().reset(now + keep_alive.get_interval());
+                    return Poll::Ready(Some(Ok(Frame::data(keep_alive.ping().clone()))));
+                }
+            }
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Timers {
+    fn start(config: &SseConfig) -> Self {
+        let now = Instant::now();
+        let inner = config.inner();
+        let max_age_deadline = config.pick_max_age().map(|age| now + age);
+        Self {
+            keep_alive: inner
+                .keep_alive
+                .as_ref()
+                .map(|keep_alive| tokio::time::sleep_until(now + keep_alive.get_interval())),
+            last_write: now,
+            max_age_deadline,
+            max_age: max_age_deadline.map(tokio::time::sleep_until),
+            shutdown: inner.shutdown.as_ref().map(|shutdown| shutdown.watch()),
+        }
+    }
+}
+
+/// Ready events gathered into one frame. A lone event passes through without
+/// a copy; several are copied into one buffer.
+struct Batch {
+    first: Option<Bytes>,
+    joined: Option<BytesMut>,
+    events: usize,
+}
+
+impl Batch {
+    fn new(carried: Option<Bytes>) -> Self {
+        let events = usize::from(carried.is_some());
+        Self {
+            first: carried,
+            joined: None,
+            events,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    fn len(&self) -> usize {
+        match (&self.joined, &self.first) {
+            (Some(joined), _) => joined.len(),
+            (None, Some(first)) => first.len(),
+            (None, None) => 0,
+        }
+    }
+
+    fn wants_more(&self) -> bool {
+        self.events < MAX_FRAME_EVENTS && self.len() < MAX_FRAME_BYTES
+    }
+
+    /// Adds `event`, or hands it back when it would make the frame too large.
+    fn push(&mut self, event: Bytes) -> Option<Bytes> {
+        if self.events == 0 {
+            self.first = Some(event);
+            self.events = 1;
+            return None;
+        }
+        if self.len() + event.len() > MAX_FRAME_BYTES {
+            return Some(event);
+        }
+        let joined = self.joined.get_or_insert_with(|| {
+            let first = self.first.take().unwrap_or_default();
+            let mut joined = BytesMut::with_capacity(MAX_FRAME_BYTES.min(8 * 1024).max(first.len() + event.len()));
+            joined.extend_from_slice(&first);
+            joined
+        });
+        joined.extend_from_slice(&event);
+        self.events += 1;
+        None
+    }
+
+    fn finish(self) -> Option<Bytes> {
+        match self.joined {
+            Some(joined) => Some(joined.freeze()),
+            None => self.first,
+        }
+    }
+}
+
+fn finish<S>(mut state: Pin<&mut State<S>>, close: &mut CloseGuard, reason: CloseReason) {
+    // Drops the stream now, releasing what it holds.
+    state.set(State::Done);
+    close.report(reason);
+}
+
+fn fail<S>(
+    state: Pin<&mut State<S>>,
+    close: &mut CloseGuard,
+    config: &SseConfig,
+    error: BoxError,
+) -> Option<Result<Frame<Bytes>, BoxError>> {
+    tracing::debug!(%error, "sse stream failed");
+    finish(state, close, CloseReason::Error);
+    let make_event = config.inner().error_event.as_ref()?;
+    match make_event(&error).encode() {
+        Ok(event) => Some(Ok(Frame::data(event.into_bytes()))),
+        Err(error) => {
+            tracing::warn!(%error, "sse error event not sent");
+            None
+        }
+    }
+}
+
+fn shut_down<S>(
+    state: Pin<&mut State<S>>,
+    close: &mut CloseGuard,
+    config: &SseConfig,
+) -> Option<Result<Frame<Bytes>, BoxError>> {
+    finish(state, close, CloseReason::Shutdown);
+    let farewell = config.inner().farewell.as_ref()?.encode()?;
+    Some(Ok(Frame::data(farewell.into_bytes())))
+}
+
+/// Reports the end of a stream to the close hook exactly once; a body dropped
+/// before it ended reports [`CloseReason::ClientGone`].
+struct CloseGuard {
+    hook: Option<std::sync::Arc<dyn Fn(CloseReason) + Send + Sync>>,
+    reported: bool,
+}
+
+impl CloseGuard {
+    fn new(config: &SseConfig) -> Self {
+        Self {
+            hook: config.inner().on_close.clone(),
+            reported: false,
+        }
+    }
+
+    fn disarmed() -> Self {
+        Self {
+            hook: None,
+            reported: true,
+        }
+    }
+
+    fn report(&mut self, reason: CloseReason) {
+        if std::mem::replace(&mut self.reported, true) {
+            return;
+        }
+        tracing::debug!(%reason, "sse stream closed");
+        if let Some(hook) = &self.hook {
+            hook(reason);
+        }
+    }
+}
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        self.report(CloseReason::ClientGone);
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for SseBody<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stream = match &self.state {
+            State::Streaming { stream } => Some(stream),
+            State::Done => None,
+        };
+        f.debug_struct("SseBody")
+            .field("stream", &stream)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(len: usize) -> Bytes {
+        Bytes::from(vec![b'x'; len])
+    }
+
+    #[test]
+    fn lone_event_is_not_copied() {
+        let one = event(10);
+        let mut batch = Batch::new(None);
+        assert!(batch.push(one.clone()).is_none());
+        let frame = batch.finish().unwrap();
+        assert_eq!(frame.as_ptr(), one.as_ptr());
+    }
+
+    #[test]
+    fn batch_stops_at_byte_bound() {
+        let mut batch = Batch::new(None);
+        assert!(batch.push(event(MAX_FRAME_BYTES - 10)).is_none());
+        let overflow = batch.push(event(20));
+        assert_eq!(overflow.map(|b| b.len()), Some(20));
+        assert_eq!(batch.finish().unwrap().len(), MAX_FRAME_BYTES - 10);
+    }
+
+    #[test]
+    fn batch_stops_at_event_bound() {
+        let mut batch = Batch::new(None);
+        while batch.wants_more() {
+            assert!(batch.push(event(1)).is_none());
+        }
+        assert_eq!(batch.finish().unwrap().len(), MAX_FRAME_EVENTS);
+    }
+}

@@ -1,0 +1,285 @@
+//! The policy applied to every stream: keep-alive, shutdown, maximum age,
+//! errors and the close hook.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::BoxError;
+use crate::event::{EncodedEvent, Event};
+use crate::jitter;
+use crate::keep_alive::KeepAlive;
+use crate::shutdown::Shutdown;
+
+/// Why a stream ended, as reported to the [`on_close`](SseConfig::on_close)
+/// hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The response body was dropped before the stream ended: the client went
+    /// away, or the server dropped the connection.
+    ClientGone,
+    /// The event stream ended.
+    StreamEnded,
+    /// The [`Shutdown`] signal was triggered.
+    Shutdown,
+    /// The connection reached its [maximum age](SseConfig::max_age).
+    MaxAge,
+    /// The event stream yielded an error, or an event that could not be
+    /// encoded.
+    Error,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CloseReason::ClientGone => "client gone",
+            CloseReason::StreamEnded => "stream ended",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::MaxAge => "max age",
+            CloseReason::Error => "error",
+        })
+    }
+}
+
+/// The last event sent to each open stream when the [`Shutdown`] signal is
+/// triggered.
+///
+/// Its main use is a jittered `retry:`, so that clients disconnected all at
+/// once by a restart do not all reconnect in the same instant.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_sse::{Event, Farewell};
+///
+/// let farewell = Farewell::new()
+///     .event(Event::new().event("restarting").data("back soon"))
+///     .retry_between(Duration::from_secs(1), Duration::from_secs(10));
+/// # let _ = farewell;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Farewell {
+    event: Option<Event>,
+    retry: Option<RangeInclusive<Duration>>,
+}
+
+impl Farewell {
+    /// A farewell with no fields: configure at least one of
+    /// [`event`](Farewell::event) and [`retry_between`](Farewell::retry_between).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends this event. An event holding an error is not sent.
+    #[must_use]
+    pub fn event(mut self, event: Event) -> Self {
+        self.event = Some(event);
+        self
+    }
+
+    /// Adds a `retry:` field, chosen for each stream uniformly between `min` and
+    /// `max` (inclusive; the two are swapped if `min > max`).
+    #[must_use]
+    pub fn retry_between(mut self, min: Duration, max: Duration) -> Self {
+        self.retry = Some(min.min(max)..=max.max(min));
+        self
+    }
+
+    /// Encodes the farewell for one stream, with its own jittered retry.
+    pub(crate) fn encode(&self) -> Option<EncodedEvent> {
+        if self.event.is_none() && self.retry.is_none() {
+            return None;
+        }
+        let mut event = self.event.clone().unwrap_or_default();
+        if let Some(range) = &self.retry {
+            event = event.retry(jitter::between(*range.start(), *range.end()));
+        }
+        match event.encode() {
+            Ok(event) => Some(event),
+            Err(error) => {
+                tracing::warn!(%error, "sse farewell event not sent");
+                None
+            }
+        }
+    }
+}
+
+type ErrorEventFn = dyn Fn(&BoxError) -> Event + Send + Sync;
+type OnCloseFn = dyn Fn(CloseReason) + Send + Sync;
+
+/// The policy applied to every stream served with it: keep-alive, shutdown,
+/// maximum connection age, what a stream error does, and a hook told why each
+/// stream ended.
+///
+/// Configure it once and give it to [`SseLayer`](crate::SseLayer) (or to
+/// [`SseBody::with_config`](crate::SseBody::with_config)). Cloning is cheap.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_sse::{CloseReason, KeepAlive, Shutdown, SseConfig};
+///
+/// let shutdown = Shutdown::new();
+/// let config = SseConfig::new()
+///     .keep_alive(KeepAlive::new().interval(Duration::from_secs(20)))
+///     .shutdown(shutdown.clone())
+///     .max_age(Duration::from_secs(3600))
+///     .max_age_jitter(Duration::from_secs(300))
+///     .on_close(|reason: CloseReason| tracing::info!(%reason, "sse stream closed"));
+/// # let _ = config;
+/// ```
+#[derive(Clone, Default)]
+pub struct SseConfig {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Inner {
+    pub(crate) keep_alive: Option<KeepAlive>,
+    pub(crate) shutdown: Option<Shutdown>,
+    pub(crate) farewell: Option<Farewell>,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) max_age_jitter: Duration,
+    pub(crate) error_event: Option<Arc<ErrorEventFn>>,
+    pub(crate) on_close: Option<Arc<OnCloseFn>>,
+    pub(crate) require_accept: bool,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            keep_alive: Some(KeepAlive::new()),
+            shutdown: None,
+            farewell: None,
+            max_age: None,
+            max_age_jitter: Duration::ZERO,
+            error_event: None,
+            on_close: None,
+            require_accept: false,
+        }
+    }
+}
+
+impl SseConfig {
+    /// The default policy: keep-alive every 15 seconds, no shutdown signal, no
+    /// maximum age, stream errors end the response cleanly, no close hook, no
+    /// `Accept` check.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.inner)
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Sets the keep-alive policy.
+    #[must_use]
+    pub fn keep_alive(mut self, keep_alive: KeepAlive) -> Self {
+        self.inner_mut().keep_alive = Some(keep_alive);
+        self
+    }
+
+    /// Turns keep-alive off: an idle stream sends nothing.
+    #[must_use]
+    pub fn without_keep_alive(mut self) -> Self {
+        self.inner_mut().keep_alive = None;
+        self
+    }
+
+    /// Ends every stream when `shutdown` is triggered, after the
+    /// [`farewell`](SseConfig::farewell) if one is set.
+    #[must_use]
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.inner_mut().shutdown = Some(shutdown);
+        self
+    }
+
+    /// Sends this event to every open stream when the shutdown signal is
+    /// triggered, just before the stream ends.
+    #[must_use]
+    pub fn farewell(mut self, farewell: Farewell) -> Self {
+        self.inner_mut().farewell = Some(farewell);
+        self
+    }
+
+    /// Ends each stream once it has been open this long; the client then
+    /// reconnects (to another server behind a load balancer, say).
+    ///
+    /// A `max_age` of zero ends every stream at its first poll.
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.inner_mut().max_age = Some(max_age);
+        self
+    }
+
+    /// Ends each stream at a random time between `max_age - jitter` and
+    /// `max_age`, so that clients connected together do not all reconnect
+    /// together. Has no effect without [`max_age`](SseConfig::max_age).
+    #[must_use]
+    pub fn max_age_jitter(mut self, jitter: Duration) -> Self {
+        self.inner_mut().max_age_jitter = jitter;
+        self
+    }
+
+    /// Sends the event that `make_event` builds from a stream error before the
+    /// response ends. By default a stream error ends the response without one.
+    ///
+    /// The error may hold details that a client should not see: choose what the
+    /// event says.
+    #[must_use]
+    pub fn error_event<F>(mut self, make_event: F) -> Self
+    where
+        F: Fn(&BoxError) -> Event + Send + Sync + 'static,
+    {
+        self.inner_mut().error_event = Some(Arc::new(make_event));
+        self
+    }
+
+    /// Calls `hook` once for each stream, when it ends, with the reason.
+    #[must_use]
+    pub fn on_close<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(CloseReason) + Send + Sync + 'static,
+    {
+        self.inner_mut().on_close = Some(Arc::new(hook));
+        self
+    }
+
+    /// Makes [`SseLayer`](crate::SseLayer) answer `406 Not Acceptable`, without
+    /// calling the inner service, to a request whose `Accept` header does not
+    /// allow `text/event-stream`. A request with no `Accept` header is served.
+    #[must_use]
+    pub fn require_accept(mut self, require: bool) -> Self {
+        self.inner_mut().require_accept = require;
+        self
+    }
+
+    /// The time at which a stream opened now should end, if any.
+    pub(crate) fn pick_max_age(&self) -> Option<Duration> {
+        let max_age = self.inner.max_age?;
+        let jitter = self.inner.max_age_jitter.min(max_age);
+        Some(jitter::between(max_age - jitter, max_age))
+    }
+}
+
+impl fmt::Debug for SseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("SseConfig")
+            .field("keep_alive", &inner.keep_alive)
+            .field("shutdown", &inner.shutdown)
+            .field("farewell", &inner.farewell)
+            .field("max_age", &inner.max_age)
+            .field("max_age_jitter", &inner.max_age_jitter)
+            .field("error_event", &inner.error_event.is_some())
+            .field("on_close", &inner.on_close.is_some())
+            .field("require_accept", &inner.require_accept)
+            .finish()
+    }
+}

@@ -1,0 +1,1 @@
+//! The client side: a spec-exact, bounded decoder (being written).

@@ -1,0 +1,66 @@
+//! `ResponseFuture`: the future of [`Sse`](crate::Sse).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+use http::Response;
+use pin_project_lite::pin_project;
+
+use crate::body::SseBody;
+use crate::config::SseConfig;
+use crate::event::IntoEncodedEvent;
+use crate::response::{not_acceptable, sse_response};
+
+pin_project! {
+    /// The response future of [`Sse`](crate::Sse).
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<F> {
+        Inner { #[pin] future: F, config: SseConfig },
+        NotAcceptable,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(future: F, config: SseConfig) -> Self {
+        Self {
+            kind: Kind::Inner { future, config },
+        }
+    }
+
+    pub(crate) fn not_acceptable() -> Self {
+        Self {
+            kind: Kind::NotAcceptable,
+        }
+    }
+}
+
+impl<F, St, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<St>, E>>,
+    St: Stream,
+    St::Item: IntoEncodedEvent,
+{
+    type Output = Result<Response<SseBody<St>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future, config } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(sse_response(response, config)))
+            }
+            KindProj::NotAcceptable => Poll::Ready(Ok(not_acceptable())),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Turning a handler's response into an SSE response, and the request checks.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+
+use crate::body::SseBody;
+use crate::config::SseConfig;
+
+static TEXT_EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+static NO: HeaderValue = HeaderValue::from_static("no");
+static X_ACCEL_BUFFERING: header::HeaderName = header::HeaderName::from_static("x-accel-buffering");
+
+/// Makes the SSE response for a handler's response whose body is an event
+/// stream.
+///
+/// A `200 OK` streams the events with the SSE headers set (the handler's own
+/// `Cache-Control` is kept). Any other status, `204 No Content` above all (it
+/// tells a browser to stop reconnecting), is sent with an empty body and the
+/// stream is dropped unpolled. Headers that would break a stream
+/// (`Content-Length`, `Transfer-Encoding`, `Connection`) are removed.
+pub(crate) fn sse_response<S>(response: Response<S>, config: &SseConfig) -> Response<SseBody<S>> {
+    let (mut parts, stream) = response.into_parts();
+    strip_framing_headers(&mut parts.headers);
+    if parts.status != StatusCode::OK {
+        return Response::from_parts(parts, SseBody::empty());
+    }
+    set_sse_headers(&mut parts.headers);
+    Response::from_parts(parts, SseBody::with_config(stream, config.clone()))
+}
+
+/// The `406 Not Acceptable` answer to a request that does not accept
+/// `text/event-stream`.
+pub(crate) fn not_acceptable<S>() -> Response<SseBody<S>> {
+    let mut response = Response::new(SseBody::empty());
+    *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
+    response
+}
+
+fn strip_framing_headers(headers: &mut HeaderMap) {
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::CONNECTION);
+}
+
+fn set_sse_headers(headers: &mut HeaderMap) {
+    headers.insert(header::CONTENT_TYPE, TEXT_EVENT_STREAM.clone());
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, NO_CACHE.clone());
+    }
+    if !headers.contains_key(&X_ACCEL_BUFFERING) {
+        headers.insert(X_ACCEL_BUFFERING.clone(), NO.clone());
+    }
+}
+
+/// Whether a request's `Accept` headers allow `text/event-stream`.
+///
+/// No `Accept` header allows anything. Otherwise the most specific matching
+/// media range (`text/event-stream`, then `text/*`, then `*/*`) decides, and
+/// a quality of zero refuses.
+pub(crate) fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::ACCEPT).iter().peekable();
+    if values.peek().is_none() {
+        return true;
+    }
+    // (specificity, acceptable) of the best match so far.
+    let mut best: Option<(u8, bool)> = None;
+    for value in values {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            let specificity = if media.eq_ignore_ascii_case("text/event-stream") {
+                3
+            } else if media.eq_ignore_ascii_case("text/*") {
+                2
+            } else if media == "*/*" {
+                1
+            } else {
+                continue;
+            };
+            let acceptable = !parts.any(|param| is_zero_quality(param.trim()));
+            if best.is_none_or(|(best, _)| specificity > best) {
+                best = Some((specificity, acceptable));
+            }
+        }
+    }
+    best.is_some_and(|(_, acceptable)| acceptable)
+}
+
+fn is_zero_quality(param: &str) -> bool {
+    let Some((name, value)) = param.split_once('=') else {
+        return false;
+    };
+    if !name.trim().eq_ignore_ascii_case("q") {
+        return false;
+    }
+    let value = value.trim();
+    value
+        .strip_prefix('0')
+        .is_some_and(|rest| rest.is_empty() || rest.strip_prefix('.').is_some_and(|d| d.bytes().all(|b| b == b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts(values: &[&str]) -> bool {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        }
+        accepts_event_stream(&headers)
+    }
+
+    #[test]
+    fn accept_header_rules() {
+        assert!(accepts(&[]));
+        assert!(accepts(&["text/event-stream"]));
+        assert!(accepts(&["TEXT/Event-Stream; charset=utf-8"]));
+        assert!(accepts(&["*/*"]));
+        assert!(accepts(&["text/*;q=0.5"]));
+        assert!(accepts(&["application/json", "text/event-stream"]));
+        assert!(!accepts(&["application/json"]));
+        assert!(!accepts(&["text/html, application/json"]));
+        assert!(!accepts(&["text/event-stream;q=0"]));
+        assert!(!accepts(&["text/event-stream; q=0.000, */*"]));
+        assert!(accepts(&["text/event-stream;q=0.01"]));
+        assert!(accepts(&["text/*;q=0, text/event-stream"]));
+    }
+}

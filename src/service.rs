@@ -1,0 +1,76 @@
+//! `Sse<S>`: the middleware service.
+
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use http::{Request, Response};
+use tower_service::Service;
+
+use crate::body::SseBody;
+use crate::config::SseConfig;
+use crate::event::IntoEncodedEvent;
+use crate::future::ResponseFuture;
+use crate::last_event_id::LastEventId;
+use crate::response::accepts_event_stream;
+
+/// Middleware that serves an inner service's event stream as an SSE response;
+/// made by [`SseLayer`](crate::SseLayer).
+#[derive(Clone, Debug)]
+pub struct Sse<S> {
+    inner: S,
+    config: SseConfig,
+}
+
+impl<S> Sse<S> {
+    /// Wraps `inner`, applying `config` to every stream it answers with.
+    pub fn new(inner: S, config: SseConfig) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the middleware.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, St> Service<Request<ReqBody>> for Sse<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<St>>,
+    St: Stream,
+    St::Item: IntoEncodedEvent,
+{
+    type Response = Response<SseBody<St>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let config = self.config.clone();
+        if config.inner().require_accept && !accepts_event_stream(request.headers()) {
+            return ResponseFuture::not_acceptable();
+        }
+        match LastEventId::from_headers(request.headers()) {
+            Some(id) => {
+                request.extensions_mut().insert(id);
+            }
+            None => {
+                // A value set by an outer layer must not pass for a client's.
+                request.extensions_mut().remove::<LastEventId>();
+            }
+        }
+        ResponseFuture::new(self.inner.call(request), config)
+    }
+}
