@@ -16,13 +16,8 @@ use crate::error::BoxError;
 use crate::event::IntoEncodedEvent;
 use crate::shutdown::Watcher;
 
-/// At most this many bytes of ready events are joined into one frame.
-///
-/// Joining ready events saves the server a write per event; the bound keeps a
-/// connection whose stream is always ready from holding its worker for long.
-pub(crate) const MAX_FRAME_BYTES: usize = 32 * 1024;
-
-/// At most this many ready events are joined into one frame.
+/// At most this many ready events are joined into one frame, whatever their
+/// size, so that one poll does a bounded amount of work.
 pub(crate) const MAX_FRAME_EVENTS: usize = 256;
 
 pin_project! {
@@ -187,7 +182,7 @@ where
             }
         }
 
-        let mut batch = Batch::new(this.carried.take());
+        let mut batch = Batch::new(this.carried.take(), config.inner().max_frame_bytes);
         let mut stream_pending = false;
         while batch.wants_more() {
             match stream.as_mut().poll_next(cx) {
@@ -291,15 +286,17 @@ impl Timers {
 /// Ready events gathered into one frame. A lone event passes through without
 /// a copy; several are copied into one buffer.
 struct Batch {
+    limit: usize,
     first: Option<Bytes>,
     joined: Option<BytesMut>,
     events: usize,
 }
 
 impl Batch {
-    fn new(carried: Option<Bytes>) -> Self {
+    fn new(carried: Option<Bytes>, limit: usize) -> Self {
         let events = usize::from(carried.is_some());
         Self {
+            limit,
             first: carried,
             joined: None,
             events,
@@ -319,7 +316,7 @@ impl Batch {
     }
 
     fn wants_more(&self) -> bool {
-        self.events < MAX_FRAME_EVENTS && self.len() < MAX_FRAME_BYTES
+        self.events == 0 || (self.events < MAX_FRAME_EVENTS && self.len() < self.limit)
     }
 
     /// Adds `event`, or hands it back when it would make the frame too large.
@@ -329,12 +326,13 @@ impl Batch {
             self.events = 1;
             return None;
         }
-        if self.len() + event.len() > MAX_FRAME_BYTES {
+        if self.len() + event.len() > self.limit {
             return Some(event);
         }
         let joined = self.joined.get_or_insert_with(|| {
             let first = self.first.take().unwrap_or_default();
-            let mut joined = BytesMut::with_capacity(MAX_FRAME_BYTES.min(8 * 1024).max(first.len() + event.len()));
+            let needed = first.len() + event.len();
+            let mut joined = BytesMut::with_capacity(self.limit.min(8 * 1024).max(needed));
             joined.extend_from_slice(&first);
             joined
         });
@@ -441,6 +439,8 @@ impl<S: fmt::Debug> fmt::Debug for SseBody<S> {
 mod tests {
     use super::*;
 
+    const LIMIT: usize = 32 * 1024;
+
     fn event(len: usize) -> Bytes {
         Bytes::from(vec![b'x'; len])
     }
@@ -448,7 +448,7 @@ mod tests {
     #[test]
     fn lone_event_is_not_copied() {
         let one = event(10);
-        let mut batch = Batch::new(None);
+        let mut batch = Batch::new(None, LIMIT);
         assert!(batch.push(one.clone()).is_none());
         let frame = batch.finish().unwrap();
         assert_eq!(frame.as_ptr(), one.as_ptr());
@@ -456,19 +456,29 @@ mod tests {
 
     #[test]
     fn batch_stops_at_byte_bound() {
-        let mut batch = Batch::new(None);
-        assert!(batch.push(event(MAX_FRAME_BYTES - 10)).is_none());
+        let mut batch = Batch::new(None, LIMIT);
+        assert!(batch.push(event(LIMIT - 10)).is_none());
         let overflow = batch.push(event(20));
         assert_eq!(overflow.map(|b| b.len()), Some(20));
-        assert_eq!(batch.finish().unwrap().len(), MAX_FRAME_BYTES - 10);
+        assert_eq!(batch.finish().unwrap().len(), LIMIT - 10);
+    }
+
+    #[test]
+    fn zero_limit_sends_one_event_per_frame() {
+        let mut batch = Batch::new(None, 0);
+        assert!(batch.wants_more());
+        assert!(batch.push(event(5)).is_none());
+        assert!(!batch.wants_more());
+        assert_eq!(batch.push(event(5)).map(|b| b.len()), Some(5));
     }
 
     #[test]
     fn batch_stops_at_event_bound() {
-        let mut batch = Batch::new(None);
+        let mut batch = Batch::new(None, LIMIT);
         while batch.wants_more() {
             assert!(batch.push(event(1)).is_none());
         }
         assert_eq!(batch.finish().unwrap().len(), MAX_FRAME_EVENTS);
     }
 }
+

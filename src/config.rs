@@ -144,6 +144,7 @@ pub(crate) struct Inner {
     pub(crate) error_event: Option<Arc<ErrorEventFn>>,
     pub(crate) on_close: Option<Arc<OnCloseFn>>,
     pub(crate) require_accept: bool,
+    pub(crate) max_frame_bytes: usize,
 }
 
 impl Default for Inner {
@@ -157,11 +158,16 @@ impl Default for Inner {
             error_event: None,
             on_close: None,
             require_accept: false,
+            max_frame_bytes: SseConfig::DEFAULT_MAX_FRAME_BYTES,
         }
     }
 }
 
 impl SseConfig {
+    /// The default bound on the bytes of ready events joined into one frame:
+    /// 32 KiB.
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 32 * 1024;
+
     /// The default policy: keep-alive every 15 seconds, no shutdown signal, no
     /// maximum age, stream errors end the response cleanly, no close hook, no
     /// `Accept` check.
@@ -260,6 +266,19 @@ impl SseConfig {
         self
     }
 
+    /// Bounds the bytes of ready events joined into one frame.
+    ///
+    /// Events that are ready together are written together, which saves the
+    /// server a write per event; the bound keeps a connection whose stream is
+    /// always ready from holding its worker thread for long. An event larger
+    /// than the bound is still sent, alone. `0` sends every event in a frame of
+    /// its own.
+    #[must_use]
+    pub fn max_frame_bytes(mut self, max_frame_bytes: usize) -> Self {
+        self.inner_mut().max_frame_bytes = max_frame_bytes;
+        self
+    }
+
     /// The time at which a stream opened now should end, if any.
     pub(crate) fn pick_max_age(&self) -> Option<Duration> {
         let max_age = self.inner.max_age?;
@@ -280,6 +299,7 @@ impl fmt::Debug for SseConfig {
             .field("error_event", &inner.error_event.is_some())
             .field("on_close", &inner.on_close.is_some())
             .field("require_accept", &inner.require_accept)
+            .field("max_frame_bytes", &inner.max_frame_bytes)
             .finish()
     }
 }

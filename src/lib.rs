@@ -94,3 +94,8 @@ pub use shutdown::Shutdown;
 
 #[doc(no_inline)]
 pub use futures_core::Stream;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
