@@ -75,13 +75,20 @@ fn encode(c: &mut Criterion) {
         .enable_time()
         .build()
         .expect("runtime");
-    let keep_alive = SseConfig::new().keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    let keep_alive =
+        SseConfig::new().keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     let configs = [
         ("batched", keep_alive.clone()),
         ("frame_per_event", keep_alive.clone().max_frame_bytes(0)),
         ("batched_8k", keep_alive.clone().max_frame_bytes(8 * 1024)),
-        ("batched_128k", keep_alive.clone().max_frame_bytes(128 * 1024)),
-        ("batched_no_keep_alive", SseConfig::new().without_keep_alive()),
+        (
+            "batched_128k",
+            keep_alive.clone().max_frame_bytes(128 * 1024),
+        ),
+        (
+            "batched_no_keep_alive",
+            SseConfig::new().without_keep_alive(),
+        ),
     ];
 
     for shape in shapes() {

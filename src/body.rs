@@ -162,11 +162,7 @@ where
             None => {}
         }
 
-        if timers
-            .shutdown
-            .as_ref()
-            .is_some_and(Watcher::is_triggered)
-        {
+        if timers.shutdown.as_ref().is_some_and(Watcher::is_triggered) {
             return Poll::Ready(shut_down(this.state, this.close, config));
         }
 
@@ -481,4 +477,3 @@ mod tests {
         assert_eq!(batch.finish().unwrap().len(), MAX_FRAME_EVENTS);
     }
 }
-

@@ -1,1 +1,720 @@
-//! The client side: a spec-exact, bounded decoder (being written).
+//! The client side: turning a `text/event-stream` body back into events.
+//!
+//! [`Decoder`] is an incremental parser that follows the WHATWG HTML rules for
+//! "parsing an event stream" and "interpreting an event stream" to the letter, so
+//! that it fires exactly the [`MessageEvent`]s a browser's `EventSource` would
+//! fire for the same bytes, however those bytes are split into chunks. It is
+//! bounded: a line longer than [`Decoder::max_line_len`] or an event larger than
+//! [`Decoder::max_event_len`] is a [`DecodeError`], never unbounded buffering.
+//!
+//! [`DecodeStream`] drives a [`Decoder`] over any [`http_body::Body`], which is
+//! how a client reads the response of an SSE endpoint, or how a test checks what
+//! a server wrote.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_sse::decode::Decoder;
+//!
+//! let mut decoder = Decoder::new();
+//! decoder.push(b"event: greeting\nid: 7\ndata: hello\n");
+//! // The block is not complete until its empty line arrives.
+//! assert_eq!(decoder.next_event()?, None);
+//!
+//! decoder.push(b"\n");
+//! let event = decoder.next_event()?.expect("the empty line dispatches the event");
+//! assert_eq!(event.event_type, "greeting");
+//! assert_eq!(event.data, "hello");
+//! assert_eq!(event.last_event_id, "7");
+//! assert_eq!(decoder.last_event_id(), "7");
+//! # Ok::<(), tower_sse::decode::DecodeError>(())
+//! ```
+
+use std::error::Error;
+use std::fmt;
+use std::mem;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use futures_core::{FusedStream, Stream};
+use http_body::Body;
+use memchr::{memchr, memchr2};
+use pin_project_lite::pin_project;
+
+use crate::BoxError;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+const DEFAULT_MAX_LINE_LEN: usize = 64 * 1024;
+const DEFAULT_MAX_EVENT_LEN: usize = 1024 * 1024;
+
+/// An incremental, spec-exact parser of `text/event-stream` bytes.
+///
+/// Feed it bytes with [`push`](Decoder::push) as they arrive, take events with
+/// [`next_event`](Decoder::next_event) until it returns `Ok(None)`, and call
+/// [`finish`](Decoder::finish) when the stream ends. Chunk boundaries never change
+/// the result: a CR at the end of one chunk and an LF at the start of the next
+/// are one line end, and a byte-order mark split across chunks is still stripped.
+///
+/// Memory is bounded by the bytes pushed but not yet parsed, one line of at most
+/// [`max_line_len`](Decoder::max_line_len) bytes, and one pending event of at
+/// most [`max_event_len`](Decoder::max_event_len) bytes.
+///
+/// # Example
+///
+/// ```
+/// use tower_sse::decode::Decoder;
+///
+/// let mut decoder = Decoder::new().max_line_len(1024);
+/// decoder.push(b"retry: 2500\r\ndata: a\r");
+/// decoder.push(b"\ndata: b\r\n\r\n");
+///
+/// let event = decoder.next_event()?.expect("one event");
+/// assert_eq!(event.event_type, "message");
+/// assert_eq!(event.data, "a\nb");
+/// assert_eq!(decoder.next_event()?, None);
+/// assert_eq!(
+///     decoder.reconnection_time(),
+///     Some(std::time::Duration::from_millis(2500)),
+/// );
+/// # Ok::<(), tower_sse::decode::DecodeError>(())
+/// ```
+#[derive(Clone)]
+pub struct Decoder {
+    lines: LineReader,
+    fields: FieldState,
+    max_line_len: usize,
+    ended: bool,
+    poisoned: Option<Exceeded>,
+}
+
+impl Decoder {
+    /// Creates a decoder with the default limits: lines of 64 KiB and events of
+    /// 1 MiB.
+    pub fn new() -> Self {
+        Self {
+            lines: LineReader::new(),
+            fields: FieldState::new(),
+            max_line_len: DEFAULT_MAX_LINE_LEN,
+            ended: false,
+            poisoned: None,
+        }
+    }
+
+    /// Sets the longest line accepted, in bytes, not counting its line end
+    /// (default 64 KiB).
+    ///
+    /// A longer line is an error as soon as more than that many bytes of it are
+    /// buffered, even before its line end arrives.
+    #[must_use]
+    pub fn max_line_len(mut self, limit: usize) -> Self {
+        self.max_line_len = limit;
+        self
+    }
+
+    /// Sets the largest event accepted, in bytes (default 1 MiB).
+    ///
+    /// What counts is the pending event's data buffer (each `data` value plus the
+    /// LF appended after it, as decoded UTF-8) plus its event type.
+    #[must_use]
+    pub fn max_event_len(mut self, limit: usize) -> Self {
+        self.fields.max_event_len = limit;
+        self
+    }
+
+    /// Appends bytes received from the stream.
+    ///
+    /// Nothing is parsed until [`next_event`](Decoder::next_event) is called.
+    /// Bytes pushed after [`finish`](Decoder::finish) begin a new stream (a
+    /// reconnection): whatever the ended stream still held is discarded, a
+    /// byte-order mark is stripped again at the new start, and the last event id
+    /// and reconnection time carry over. Bytes pushed into a decoder that has
+    /// returned an error are dropped.
+    pub fn push(&mut self, chunk: &[u8]) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        if self.ended {
+            self.start_next_stream();
+        }
+        self.lines.push(chunk);
+    }
+
+    /// Parses buffered lines until an event is dispatched or no complete line is
+    /// left.
+    ///
+    /// Returns `Ok(None)` when more bytes are needed. Blocks that dispatch
+    /// nothing (only comments, `id`, `event` or `retry` fields) still take
+    /// effect on [`last_event_id`](Decoder::last_event_id) and
+    /// [`reconnection_time`](Decoder::reconnection_time).
+    ///
+    /// # Errors
+    ///
+    /// Fails when a line exceeds [`max_line_len`](Decoder::max_line_len) (this
+    /// includes a still unterminated line already buffered) or the pending event
+    /// exceeds [`max_event_len`](Decoder::max_event_len). The decoder is then
+    /// poisoned: its buffers are released and every later call returns an error
+    /// of the same kind.
+    pub fn next_event(&mut self) -> Result<Option<MessageEvent>, DecodeError> {
+        if let Some(exceeded) = self.poisoned {
+            return Err(exceeded.into());
+        }
+        match self.parse() {
+            Ok(event) => Ok(event),
+            Err(exceeded) => {
+                self.poisoned = Some(exceeded);
+                self.lines = LineReader::new();
+                self.fields.discard_block();
+                Err(exceeded.into())
+            }
+        }
+    }
+
+    /// Tells the decoder that the stream has ended.
+    ///
+    /// Events whose lines are complete in the buffer are still returned by
+    /// [`next_event`](Decoder::next_event); after them, the unterminated final
+    /// line and a block that lacks its closing empty line are discarded, as a
+    /// browser discards them, and `next_event` returns `Ok(None)`.
+    /// [`last_event_id`](Decoder::last_event_id) and
+    /// [`reconnection_time`](Decoder::reconnection_time) are kept for the next
+    /// stream.
+    pub fn finish(&mut self) {
+        self.ended = true;
+    }
+
+    /// Returns the last event id: the value of the last `id` field of a block
+    /// that was closed by an empty line, which a client sends back as
+    /// `Last-Event-ID` when it reconnects (unless it is empty).
+    pub fn last_event_id(&self) -> &str {
+        &self.fields.last_event_id
+    }
+
+    /// Returns the reconnection time set by the last valid `retry` field, if any.
+    pub fn reconnection_time(&self) -> Option<Duration> {
+        self.fields.reconnection_time
+    }
+
+    fn parse(&mut self) -> Result<Option<MessageEvent>, Exceeded> {
+        loop {
+            match self.lines.next_line(self.max_line_len)? {
+                Some(line) => {
+                    if let Some(event) = self.fields.line(line)? {
+                        return Ok(Some(event));
+                    }
+                }
+                None => {
+                    if self.ended {
+                        self.start_next_stream();
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    fn start_next_stream(&mut self) {
+        self.lines = LineReader::new();
+        self.fields.discard_block();
+        self.ended = false;
+    }
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoder")
+            .field("max_line_len", &self.max_line_len)
+            .field("max_event_len", &self.fields.max_event_len)
+            .field("buffered", &self.lines.buffered())
+            .field("last_event_id", &self.fields.last_event_id)
+            .field("reconnection_time", &self.fields.reconnection_time)
+            .field("ended", &self.ended)
+            .field("poisoned", &self.poisoned.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits buffered bytes into lines: strips the byte-order mark and recognises
+/// CRLF, LF and lone CR, across chunk boundaries.
+#[derive(Clone, Debug)]
+struct LineReader {
+    buf: BytesMut,
+    /// Bytes at the front of `buf` that belong to the line handed out last.
+    consumed: usize,
+    /// Length of the front of `buf` already searched for a line end in vain,
+    /// so that a long line arriving in many chunks is scanned only once.
+    scanned: usize,
+    /// No byte of the stream has been looked at yet: a BOM may still come.
+    at_stream_start: bool,
+    /// The last line ended with a CR at the end of the buffer: an LF arriving
+    /// next completes that CRLF rather than ending an empty line.
+    skip_lf: bool,
+}
+
+impl LineReader {
+    fn new() -> Self {
+        Self {
+            buf: BytesMut::new(),
+            consumed: 0,
+            scanned: 0,
+            at_stream_start: true,
+            skip_lf: false,
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        // Dropping the consumed line first lets `BytesMut` reuse that room.
+        self.release_consumed();
+        self.buf.extend_from_slice(chunk);
+    }
+
+    fn release_consumed(&mut self) {
+        let consumed = mem::take(&mut self.consumed);
+        self.discard_front(consumed);
+    }
+
+    fn discard_front(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.scanned = self.scanned.saturating_sub(n);
+    }
+
+    /// Returns the next complete line without its line end, or `None` when
+    /// more bytes are needed.
+    fn next_line(&mut self, max_line_len: usize) -> Result<Option<&[u8]>, Exceeded> {
+        self.release_consumed();
+
+        if self.at_stream_start {
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+                return Ok(None);
+            }
+            if self.buf.starts_with(BOM) {
+                self.discard_front(BOM.len());
+            }
+            self.at_stream_start = false;
+        }
+
+        if self.skip_lf {
+            match self.buf.first() {
+                None => return Ok(None),
+                Some(&byte) => {
+                    if byte == b'\n' {
+                        self.discard_front(1);
+                    }
+                    self.skip_lf = false;
+                }
+            }
+        }
+
+        let unscanned = self.buf.get(self.scanned..).unwrap_or_default();
+        let Some(offset) = memchr2(b'\r', b'\n', unscanned) else {
+            self.scanned = self.buf.len();
+            if self.buf.len() > max_line_len {
+                return Err(Exceeded::Line(max_line_len));
+            }
+            return Ok(None);
+        };
+        let end = self.scanned + offset;
+        self.scanned = 0;
+        if end > max_line_len {
+            return Err(Exceeded::Line(max_line_len));
+        }
+
+        let line_end_len = match (self.buf.get(end), self.buf.get(end + 1)) {
+            (Some(b'\r'), Some(b'\n')) => 2,
+            (Some(b'\r'), None) => {
+                self.skip_lf = true;
+                1
+            }
+            _ => 1,
+        };
+        self.consumed = end + line_end_len;
+        Ok(Some(self.buf.get(..end).unwrap_or_default()))
+    }
+}
+
+/// The buffers of the "interpreting an event stream" rules, and what outlives
+/// them.
+#[derive(Clone, Debug)]
+struct FieldState {
+    data: String,
+    event_type: String,
+    id_buffer: String,
+    last_event_id: String,
+    reconnection_time: Option<Duration>,
+    max_event_len: usize,
+}
+
+impl FieldState {
+    fn new() -> Self {
+        Self {
+            data: String::new(),
+            event_type: String::new(),
+            id_buffer: String::new(),
+            last_event_id: String::new(),
+            reconnection_time: None,
+            max_event_len: DEFAULT_MAX_EVENT_LEN,
+        }
+    }
+
+    /// Drops the pending block, including an `id` it set, as at the end of a
+    /// stream.
+    fn discard_block(&mut self) {
+        self.data = String::new();
+        self.event_type = String::new();
+        self.id_buffer.clone_from(&self.last_event_id);
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<Option<MessageEvent>, Exceeded> {
+        let (name, value) = match memchr(b':', line) {
+            None if line.is_empty() => return Ok(self.dispatch()),
+            None => (line, &b""[..]),
+            Some(0) => return Ok(None),
+            Some(colon) => {
+                let name = line.get(..colon).unwrap_or_default();
+                let value = line.get(colon + 1..).unwrap_or_default();
+                (name, value.strip_prefix(b" ").unwrap_or(value))
+            }
+        };
+
+        match name {
+            b"data" => {
+                let value = String::from_utf8_lossy(value);
+                let len = self.data.len() + value.len() + 1 + self.event_type.len();
+                if len > self.max_event_len {
+                    return Err(Exceeded::Event(self.max_event_len));
+                }
+                self.data.push_str(&value);
+                self.data.push('\n');
+            }
+            b"event" => {
+                let value = String::from_utf8_lossy(value);
+                if self.data.len() + value.len() > self.max_event_len {
+                    return Err(Exceeded::Event(self.max_event_len));
+                }
+                self.event_type.clear();
+                self.event_type.push_str(&value);
+            }
+            // An id holding NUL is ignored as a whole, not truncated.
+            b"id" if memchr(0, value).is_none() => {
+                self.id_buffer.clear();
+                self.id_buffer.push_str(&String::from_utf8_lossy(value));
+            }
+            b"retry" => {
+                if let Some(millis) = parse_retry(value) {
+                    self.reconnection_time = Some(Duration::from_millis(millis));
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn dispatch(&mut self) -> Option<MessageEvent> {
+        self.last_event_id.clone_from(&self.id_buffer);
+        if self.data.is_empty() {
+            self.event_type.clear();
+            return None;
+        }
+        let mut data = mem::take(&mut self.data);
+        if data.ends_with('\n') {
+            data.pop();
+        }
+        let event_type = if self.event_type.is_empty() {
+            String::from("message")
+        } else {
+            mem::take(&mut self.event_type)
+        };
+        Some(MessageEvent {
+            event_type,
+            data,
+            last_event_id: self.last_event_id.clone(),
+        })
+    }
+}
+
+/// Reads a `retry` value: ASCII digits only, else `None`. A value too large for
+/// a `u64` of milliseconds is ignored too.
+fn parse_retry(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |millis, &byte| {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        millis.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
+    })
+}
+
+/// An event as a browser's `EventSource` would fire it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEvent {
+    /// The event's type: the block's `event` field, or `"message"` when it had
+    /// none.
+    pub event_type: String,
+    /// The event's data: the block's `data` values joined with LF.
+    pub data: String,
+    /// The stream's last event id when the event was dispatched: set by the
+    /// latest `id` field, in this block or an earlier one.
+    pub last_event_id: String,
+}
+
+/// The error of [`Decoder::next_event`] and [`DecodeStream`]: a limit was
+/// exceeded or the body failed.
+pub struct DecodeError {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    LineTooLong { limit: usize },
+    EventTooLong { limit: usize },
+    Body(BoxError),
+}
+
+/// Which limit poisoned a decoder, kept to repeat the error.
+#[derive(Clone, Copy, Debug)]
+enum Exceeded {
+    Line(usize),
+    Event(usize),
+}
+
+impl From<Exceeded> for DecodeError {
+    fn from(exceeded: Exceeded) -> Self {
+        let kind = match exceeded {
+            Exceeded::Line(limit) => Kind::LineTooLong { limit },
+            Exceeded::Event(limit) => Kind::EventTooLong { limit },
+        };
+        Self { kind }
+    }
+}
+
+impl DecodeError {
+    fn body(error: BoxError) -> Self {
+        Self {
+            kind: Kind::Body(error),
+        }
+    }
+
+    /// Returns true if a line exceeded [`Decoder::max_line_len`].
+    pub fn is_line_too_long(&self) -> bool {
+        matches!(self.kind, Kind::LineTooLong { .. })
+    }
+
+    /// Returns true if an event exceeded [`Decoder::max_event_len`].
+    pub fn is_event_too_long(&self) -> bool {
+        matches!(self.kind, Kind::EventTooLong { .. })
+    }
+
+    /// Returns true if the body being decoded failed; the body's error is the
+    /// [`source`](Error::source).
+    pub fn is_body(&self) -> bool {
+        matches!(self.kind, Kind::Body(_))
+    }
+}
+
+impl fmt::Debug for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DecodeError").field(&self.kind).finish()
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::LineTooLong { limit } => {
+                write!(f, "sse line exceeds the limit of {limit} bytes")
+            }
+            Kind::EventTooLong { limit } => {
+                write!(f, "sse event exceeds the limit of {limit} bytes")
+            }
+            Kind::Body(_) => f.write_str("failed to read the sse body"),
+        }
+    }
+}
+
+impl Error for DecodeError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match &self.kind {
+            Kind::Body(error) => Some(&**error),
+            Kind::LineTooLong { .. } | Kind::EventTooLong { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Reading,
+    BodyEnded,
+    Done,
+}
+
+pin_project! {
+    /// A [`Stream`] of the events in an [`http_body::Body`] holding a
+    /// `text/event-stream`.
+    ///
+    /// It decodes with a [`Decoder`] and returns every event already buffered
+    /// before it polls the body again, so that it holds at most one frame and
+    /// one partial line. Trailers are ignored. When the body ends, a block left
+    /// without its closing empty line is discarded; after an error, the stream
+    /// ends.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use futures_util::StreamExt;
+    /// use http_body_util::Full;
+    /// use tower_sse::decode::DecodeStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_sse::decode::DecodeError> {
+    /// let body = Full::new(Bytes::from_static(b"id: 1\ndata: first\n\ndata: second\n\n"));
+    /// let mut events = DecodeStream::new(body);
+    ///
+    /// let first = events.next().await.expect("an event")?;
+    /// assert_eq!(first.data, "first");
+    /// let second = events.next().await.expect("an event")?;
+    /// assert_eq!((second.data.as_str(), second.last_event_id.as_str()), ("second", "1"));
+    /// assert!(events.next().await.is_none());
+    /// assert_eq!(events.decoder().last_event_id(), "1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct DecodeStream<B> {
+        #[pin]
+        body: B,
+        decoder: Decoder,
+        state: State,
+    }
+}
+
+impl<B> DecodeStream<B> {
+    /// Decodes `body` with a [`Decoder`] of default limits.
+    pub fn new(body: B) -> Self {
+        Self::with_decoder(body, Decoder::new())
+    }
+
+    /// Decodes `body` with `decoder`, to set limits or to carry the last event
+    /// id and reconnection time over from an earlier connection.
+    pub fn with_decoder(body: B, decoder: Decoder) -> Self {
+        Self {
+            body,
+            decoder,
+            state: State::Reading,
+        }
+    }
+
+    /// Returns the decoder, to read its last event id and reconnection time.
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+}
+
+impl<B> Stream for DecodeStream<B>
+where
+    B: Body,
+    B::Data: Buf,
+    B::Error: Into<BoxError>,
+{
+    type Item = Result<MessageEvent, DecodeError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            if *this.state == State::Done {
+                return Poll::Ready(None);
+            }
+            match this.decoder.next_event() {
+                Ok(Some(event)) => return Poll::Ready(Some(Ok(event))),
+                Ok(None) => {}
+                Err(error) => {
+                    *this.state = State::Done;
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
+            if *this.state == State::BodyEnded {
+                *this.state = State::Done;
+                return Poll::Ready(None);
+            }
+            match ready!(this.body.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(mut data) = frame.into_data() {
+                        while data.has_remaining() {
+                            let chunk = data.chunk();
+                            let len = chunk.len();
+                            this.decoder.push(chunk);
+                            data.advance(len);
+                        }
+                    }
+                }
+                Some(Err(error)) => {
+                    *this.state = State::Done;
+                    return Poll::Ready(Some(Err(DecodeError::body(error.into()))));
+                }
+                None => {
+                    this.decoder.finish();
+                    *this.state = State::BodyEnded;
+                }
+            }
+        }
+    }
+}
+
+impl<B> FusedStream for DecodeStream<B>
+where
+    B: Body,
+    B::Data: Buf,
+    B::Error: Into<BoxError>,
+{
+    fn is_terminated(&self) -> bool {
+        self.state == State::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_line_in_many_chunks_is_scanned_once() {
+        let mut decoder = Decoder::new();
+        decoder.push(b"data: ");
+        for _ in 0..100 {
+            decoder.push(b"xxxxxxxxxx");
+            assert_eq!(decoder.next_event().ok(), Some(None));
+            assert_eq!(decoder.lines.scanned, decoder.lines.buf.len());
+        }
+        decoder.push(b"\n\n");
+        let event = decoder.next_event().ok().flatten();
+        assert_eq!(event.map(|event| event.data.len()), Some(1000));
+    }
+
+    #[test]
+    fn consumed_lines_are_released_on_push() {
+        let mut decoder = Decoder::new();
+        decoder.push(b"data: a\n\n");
+        assert!(decoder.next_event().ok().flatten().is_some());
+        decoder.push(b"x");
+        assert_eq!(decoder.lines.buf.as_ref(), b"x");
+    }
+
+    #[test]
+    fn retry_overflow_is_ignored() {
+        assert_eq!(parse_retry(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_retry(b"18446744073709551616"), None);
+    }
+}

@@ -59,7 +59,9 @@ impl fmt::Display for EventError {
                 f.write_str("sse event type contains a line break (CR or LF)")
             }
             #[cfg(feature = "json")]
-            EventErrorKind::Json(_) => f.write_str("sse event data could not be serialized as JSON"),
+            EventErrorKind::Json(_) => {
+                f.write_str("sse event data could not be serialized as JSON")
+            }
         }
     }
 }

@@ -494,7 +494,13 @@ mod tests {
     #[test]
     fn fields_after_data_follow_it() {
         assert_eq!(
-            wire(Event::new().data("a").id(1).event("e").retry(Duration::from_secs(2))),
+            wire(
+                Event::new()
+                    .data("a")
+                    .id(1)
+                    .event("e")
+                    .retry(Duration::from_secs(2))
+            ),
             "data: a\nid: 1\nevent: e\nretry: 2000\n\n"
         );
     }

@@ -145,7 +145,10 @@ mod tests {
 
     #[test]
     fn accepts_unicode() {
-        assert_eq!(LastEventId::new("événement-7").unwrap().as_str(), "événement-7");
+        assert_eq!(
+            LastEventId::new("événement-7").unwrap().as_str(),
+            "événement-7"
+        );
     }
 
     #[test]

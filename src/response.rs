@@ -96,9 +96,12 @@ fn is_zero_quality(param: &str) -> bool {
         return false;
     }
     let value = value.trim();
-    value
-        .strip_prefix('0')
-        .is_some_and(|rest| rest.is_empty() || rest.strip_prefix('.').is_some_and(|d| d.bytes().all(|b| b == b'0')))
+    value.strip_prefix('0').is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('.')
+                .is_some_and(|d| d.bytes().all(|b| b == b'0'))
+    })
 }
 
 #[cfg(test)]

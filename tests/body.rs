@@ -12,8 +12,7 @@ use futures_util::stream;
 use http_body::Body;
 use tokio::time::{Instant, advance, timeout};
 use tower_sse::{
-    CloseReason, EncodedEvent, Event, EventError, Farewell, KeepAlive, Shutdown, SseBody,
-    SseConfig,
+    CloseReason, EncodedEvent, Event, EventError, Farewell, KeepAlive, Shutdown, SseBody, SseConfig,
 };
 
 use support::{CloseRecorder, channel, collect_frames, next_frame, poll_frame_now};
@@ -81,7 +80,11 @@ async fn ready_events_are_batched_into_fewer_frames_in_order() {
 
     let frames = collect_frames(&mut body).await;
 
-    assert!(frames.len() < count, "{} frames for {count} events", frames.len());
+    assert!(
+        frames.len() < count,
+        "{} frames for {count} events",
+        frames.len()
+    );
     assert_eq!(frames.concat(), expected.concat());
     events_per_frame(&frames, &expected);
 }
@@ -111,6 +114,32 @@ async fn frames_stay_within_32_kib_unless_one_event_is_larger() {
     let oversized: Vec<&Bytes> = frames.iter().filter(|f| f.len() > MAX_FRAME).collect();
     assert_eq!(oversized, [&expected[100]]);
     assert!(counts.iter().any(|&count| count > 1), "no batching at all");
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_frame_bytes_sets_the_batch_bound() {
+    let events: Vec<Event> = (0..50).map(numbered).collect();
+    let expected: Vec<Bytes> = events.iter().cloned().map(encoded).collect();
+    let config = SseConfig::new().max_frame_bytes(100);
+    let mut body = SseBody::with_config(stream::iter(events), config);
+
+    let frames = collect_frames(&mut body).await;
+
+    let counts = events_per_frame(&frames, &expected);
+    assert!(frames.iter().all(|frame| frame.len() <= 100));
+    assert!(counts.iter().any(|&count| count > 1), "no batching at all");
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_max_frame_bytes_sends_one_event_per_frame() {
+    let events: Vec<Event> = (0..10).map(numbered).collect();
+    let expected: Vec<Bytes> = events.iter().cloned().map(encoded).collect();
+    let config = SseConfig::new().max_frame_bytes(0);
+    let mut body = SseBody::with_config(stream::iter(events), config);
+
+    let frames = collect_frames(&mut body).await;
+
+    assert_eq!(frames, expected);
 }
 
 #[tokio::test(start_paused = true)]
@@ -361,11 +390,19 @@ async fn shutdown_ends_an_idle_stream() {
         shutdown.trigger();
     });
     // Well before the first ping: only the shutdown can wake the body.
+    let start = Instant::now();
     let end = timeout(secs(5), next_frame(&mut body))
         .await
-        .expect("the shutdown wakes the idle body");
+        .expect("the body ends");
 
     assert_eq!(end, None);
+    // `timeout` polls the body once more when it expires: the body must have
+    // ended when the signal woke it, not then.
+    let waited = start.elapsed();
+    assert!(
+        waited < secs(2),
+        "the shutdown did not wake the body: {waited:?}"
+    );
     assert!(body.is_end_stream());
     assert!(sender.is_closed(), "the stream is dropped at shutdown");
     drop(body);
@@ -519,7 +556,9 @@ async fn max_age_ends_a_busy_stream() {
 #[tokio::test(start_paused = true)]
 async fn zero_max_age_ends_the_stream_at_first_poll() {
     let closed = CloseRecorder::new();
-    let config = SseConfig::new().max_age(Duration::ZERO).on_close(closed.hook());
+    let config = SseConfig::new()
+        .max_age(Duration::ZERO)
+        .on_close(closed.hook());
     let mut body = SseBody::with_config(stream::repeat(Event::new().data("x")), config);
 
     assert_eq!(poll_frame_now(&mut body), ended());
@@ -581,8 +620,11 @@ async fn invalid_event_mid_stream_ends_the_body_without_its_bytes() {
 #[tokio::test(start_paused = true)]
 async fn error_event_is_sent_then_the_body_ends() {
     let closed = CloseRecorder::new();
-    let items: Vec<Result<Event, io::Error>> =
-        vec![Ok(numbered(1)), Err(io::Error::other("boom")), Ok(numbered(2))];
+    let items: Vec<Result<Event, io::Error>> = vec![
+        Ok(numbered(1)),
+        Err(io::Error::other("boom")),
+        Ok(numbered(2)),
+    ];
     let config = SseConfig::new()
         .error_event(|error| Event::new().event("error").data(error.to_string()))
         .on_close(closed.hook());
@@ -600,6 +642,23 @@ async fn error_event_is_sent_then_the_body_ends() {
 }
 
 // The close hook and the body's state
+
+#[tokio::test(start_paused = true)]
+async fn stream_is_not_polled_after_it_ends() {
+    // `unfold` panics when polled after it has ended.
+    let events = Box::pin(stream::unfold(0, |n| async move {
+        (n < 2).then(|| (numbered(n), n + 1))
+    }));
+    let mut body = SseBody::new(events);
+
+    let frames = collect_frames(&mut body).await;
+
+    assert_eq!(
+        frames.concat(),
+        [encoded(numbered(0)), encoded(numbered(1))].concat()
+    );
+    assert_eq!(next_frame(&mut body).await, None);
+}
 
 #[tokio::test(start_paused = true)]
 async fn finite_stream_reports_stream_ended_once() {
@@ -669,9 +728,7 @@ async fn end_of_stream_is_known_and_size_is_never_exact() {
 
 #[tokio::test(start_paused = true)]
 async fn encoded_events_pass_through_byte_identical() {
-    let events: Vec<EncodedEvent> = (0..10)
-        .map(|n| numbered(n).encode().unwrap())
-        .collect();
+    let events: Vec<EncodedEvent> = (0..10).map(|n| numbered(n).encode().unwrap()).collect();
     let expected: Vec<u8> = events.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
     let items: Vec<Result<EncodedEvent, io::Error>> = events.into_iter().map(Ok).collect();
     let mut body = SseBody::new(stream::iter(items));

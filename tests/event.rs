@@ -213,7 +213,10 @@ fn encoded_event_is_shared_not_copied() {
     let encoded = Event::new().data("shared").encode().unwrap();
     let copy = encoded.clone();
     assert_eq!(encoded.as_bytes().as_ptr(), copy.as_bytes().as_ptr());
-    assert_eq!(EncodedEvent::try_from(Event::new().data("shared")).unwrap(), copy);
+    assert_eq!(
+        EncodedEvent::try_from(Event::new().data("shared")).unwrap(),
+        copy
+    );
 }
 
 #[cfg(feature = "json")]
@@ -255,7 +258,11 @@ mod json {
                 Err(serde::ser::Error::custom("no"))
             }
         }
-        let error = Event::new().data("kept?").json_data(&Fails).encode().unwrap_err();
+        let error = Event::new()
+            .data("kept?")
+            .json_data(&Fails)
+            .encode()
+            .unwrap_err();
         assert!(error.is_json());
         assert!(std::error::Error::source(&error).is_some());
     }

@@ -85,7 +85,10 @@ where
     B: Body,
     B::Error: Debug,
 {
-    body.collect().await.expect("body yielded an error").to_bytes()
+    body.collect()
+        .await
+        .expect("body yielded an error")
+        .to_bytes()
 }
 
 /// A stream that records whether it was ever polled, then delegates.
