@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::config::{CloseReason, SseConfig};
-use crate::error::BoxError;
+use crate::error::{BoxError, Lagged};
 use crate::event::IntoEncodedEvent;
 use crate::shutdown::Watcher;
 
@@ -357,6 +357,10 @@ fn fail<S>(
     config: &SseConfig,
     error: BoxError,
 ) -> Option<Result<Frame<Bytes>, BoxError>> {
+    if error.is::<Lagged>() {
+        finish(state, close, CloseReason::Lagged);
+        return None;
+    }
     tracing::debug!(%error, "sse stream failed");
     finish(state, close, CloseReason::Error);
     let make_event = config.inner().error_event.as_ref()?;

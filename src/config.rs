@@ -29,6 +29,9 @@ pub enum CloseReason {
     /// The event stream yielded an error, or an event that could not be
     /// encoded.
     Error,
+    /// The event stream yielded [`Lagged`](crate::Lagged): the subscriber fell
+    /// too far behind.
+    Lagged,
 }
 
 impl fmt::Display for CloseReason {
@@ -39,6 +42,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::MaxAge => "max age",
             CloseReason::Error => "error",
+            CloseReason::Lagged => "lagged",
         })
     }
 }

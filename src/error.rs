@@ -112,3 +112,27 @@ impl fmt::Display for InvalidLastEventId {
 }
 
 impl std::error::Error for InvalidLastEventId {}
+
+/// A stream error meaning "this subscriber fell too far behind and was cut
+/// off"; the client should reconnect and catch up.
+///
+/// A stream that yields `Err(Lagged)` ends its response cleanly, without the
+/// configured error event, and the close hook is told
+/// [`CloseReason::Lagged`](crate::CloseReason::Lagged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lagged(());
+
+impl Lagged {
+    /// The error a lagging subscriber's stream yields.
+    pub fn new() -> Self {
+        Self(())
+    }
+}
+
+impl fmt::Display for Lagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sse subscriber lagged behind and was disconnected")
+    }
+}
+
+impl std::error::Error for Lagged {}

@@ -61,6 +61,7 @@ pub struct Event {
     /// Whether `pending` has been written into `buf`; from then on every field
     /// is written straight into `buf`.
     flushed: bool,
+    has_id: bool,
     error: Option<EventError>,
 }
 
@@ -118,6 +119,7 @@ impl Event {
             self.set_error(EventErrorKind::InvalidId);
             return self;
         }
+        self.has_id = true;
         if self.flushed {
             put_line(&mut self.buf, ID, field.as_bytes());
         } else {
@@ -217,6 +219,12 @@ impl Event {
             self.buf.put_u8(b'\n');
         }
         self
+    }
+
+    /// Whether an id has been set.
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
+    pub(crate) fn has_id(&self) -> bool {
+        self.has_id
     }
 
     /// The first error this event was given, if any.

@@ -80,10 +80,13 @@ mod service;
 mod shutdown;
 
 pub mod decode;
+#[cfg(feature = "hub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
+pub mod hub;
 
 pub use body::SseBody;
 pub use config::{CloseReason, Farewell, SseConfig};
-pub use error::{BoxError, EventError, InvalidLastEventId};
+pub use error::{BoxError, EventError, InvalidLastEventId, Lagged};
 pub use event::{EncodedEvent, Event, IntoEncodedEvent};
 pub use future::ResponseFuture;
 pub use keep_alive::KeepAlive;

@@ -1,0 +1,2 @@
+//! Hub example (being written).
+fn main() {}
