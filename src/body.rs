@@ -11,7 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::config::{CloseReason, SseConfig};
+use crate::config::{CloseReason, ConfigSlot, SseConfig};
 use crate::error::{BoxError, Lagged};
 use crate::event::IntoEncodedEvent;
 use crate::shutdown::Watcher;
@@ -58,6 +58,8 @@ pin_project! {
         #[pin]
         state: State<S>,
         config: SseConfig,
+        // A policy that an outer layer may still provide, read at first poll.
+        slot: Option<ConfigSlot>,
         timers: Option<Pin<Box<Timers>>>,
         // An event that did not fit into the previous frame.
         carried: Option<Bytes>,
@@ -107,6 +109,7 @@ impl<S> SseBody<S> {
         Self {
             state: State::Streaming { stream },
             config,
+            slot: None,
             timers: None,
             carried: None,
             deferred: None,
@@ -114,11 +117,23 @@ impl<S> SseBody<S> {
         }
     }
 
+    /// A body whose policy is taken from `slot` at the first poll when an
+    /// outer [`SseConfigLayer`](crate::SseConfigLayer) has filled it, and is
+    /// `fallback` otherwise.
+    #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
+    pub(crate) fn with_config_slot(stream: S, fallback: SseConfig, slot: ConfigSlot) -> Self {
+        let mut body = Self::with_config(stream, fallback);
+        body.close.slot = Some(slot.clone());
+        body.slot = Some(slot);
+        body
+    }
+
     /// A body that ends at once, for responses that carry no stream.
     pub(crate) fn empty() -> Self {
         Self {
             state: State::Done,
             config: SseConfig::default(),
+            slot: None,
             timers: None,
             carried: None,
             deferred: None,
@@ -144,6 +159,12 @@ where
             StateProj::Streaming { stream } => stream,
             StateProj::Done => return Poll::Ready(None),
         };
+        if this.timers.is_none() {
+            if let Some(config) = this.slot.take().as_ref().and_then(ConfigSlot::get) {
+                *this.config = config.clone();
+                this.close.resolve(config);
+            }
+        }
         let config = this.config;
         let timers = this
             .timers
@@ -387,6 +408,8 @@ fn shut_down<S>(
 /// before it ended reports [`CloseReason::ClientGone`].
 struct CloseGuard {
     hook: Option<std::sync::Arc<dyn Fn(CloseReason) + Send + Sync>>,
+    // Until the first poll, the policy an outer layer may provide.
+    slot: Option<ConfigSlot>,
     reported: bool,
 }
 
@@ -394,6 +417,7 @@ impl CloseGuard {
     fn new(config: &SseConfig) -> Self {
         Self {
             hook: config.inner().on_close.clone(),
+            slot: None,
             reported: false,
         }
     }
@@ -401,13 +425,23 @@ impl CloseGuard {
     fn disarmed() -> Self {
         Self {
             hook: None,
+            slot: None,
             reported: true,
         }
+    }
+
+    /// Takes the close hook of the policy the body was given at first poll.
+    fn resolve(&mut self, config: &SseConfig) {
+        self.hook = config.inner().on_close.clone();
+        self.slot = None;
     }
 
     fn report(&mut self, reason: CloseReason) {
         if std::mem::replace(&mut self.reported, true) {
             return;
+        }
+        if let Some(config) = self.slot.take().as_ref().and_then(ConfigSlot::get) {
+            self.hook = config.inner().on_close.clone();
         }
         tracing::debug!(%reason, "sse stream closed");
         if let Some(hook) = &self.hook {

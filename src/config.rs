@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::error::BoxError;
@@ -305,5 +305,35 @@ impl fmt::Debug for SseConfig {
             .field("require_accept", &inner.require_accept)
             .field("max_frame_bytes", &inner.max_frame_bytes)
             .finish()
+    }
+}
+
+/// A response extension through which [`SseConfigLayer`](crate::SseConfigLayer)
+/// gives its policy to a body made before the layer saw the response.
+///
+/// Framework adapters make the SSE body inside the handler, where the app's
+/// policy is not known; the body reads the slot at its first poll.
+#[derive(Clone, Default)]
+pub(crate) struct ConfigSlot(Arc<OnceLock<SseConfig>>);
+
+impl ConfigSlot {
+    #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fills the slot; the first policy given wins (the innermost layer).
+    pub(crate) fn set(&self, config: SseConfig) {
+        let _ = self.0.set(config);
+    }
+
+    pub(crate) fn get(&self) -> Option<&SseConfig> {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for ConfigSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ConfigSlot").field(&self.0.get()).finish()
     }
 }

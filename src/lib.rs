@@ -68,6 +68,7 @@
 
 mod body;
 mod config;
+mod config_layer;
 mod error;
 mod event;
 mod future;
@@ -86,6 +87,7 @@ pub mod hub;
 
 pub use body::SseBody;
 pub use config::{CloseReason, Farewell, SseConfig};
+pub use config_layer::{ApplySseConfig, ApplySseConfigFuture, SseConfigLayer};
 pub use error::{BoxError, EventError, InvalidLastEventId, Lagged};
 pub use event::{EncodedEvent, Event, IntoEncodedEvent};
 pub use future::ResponseFuture;

@@ -4,7 +4,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::body::SseBody;
-use crate::config::SseConfig;
+use crate::config::{ConfigSlot, SseConfig};
 
 static TEXT_EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
@@ -27,6 +27,29 @@ pub(crate) fn sse_response<S>(response: Response<S>, config: &SseConfig) -> Resp
     }
     set_sse_headers(&mut parts.headers);
     Response::from_parts(parts, SseBody::with_config(stream, config.clone()))
+}
+
+/// The `200 OK` SSE response that a framework adapter makes inside a handler.
+///
+/// With an `explicit` config the body uses it. Without one, the body takes its
+/// policy from an outer [`SseConfigLayer`](crate::SseConfigLayer) if there is
+/// one (through a [`ConfigSlot`] response extension), else the default.
+#[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
+pub(crate) fn stream_response<S>(stream: S, explicit: Option<SseConfig>) -> Response<SseBody<S>> {
+    let body = match explicit {
+        Some(config) => SseBody::with_config(stream, config),
+        None => {
+            let slot = ConfigSlot::new();
+            let body = SseBody::with_config_slot(stream, SseConfig::default(), slot.clone());
+            let mut response = Response::new(body);
+            response.extensions_mut().insert(slot);
+            set_sse_headers(response.headers_mut());
+            return response;
+        }
+    };
+    let mut response = Response::new(body);
+    set_sse_headers(response.headers_mut());
+    response
 }
 
 /// The `406 Not Acceptable` answer to a request that does not accept
