@@ -63,6 +63,8 @@ pin_project! {
         timers: Option<Pin<Box<Timers>>>,
         // An event that did not fit into the previous frame.
         carried: Option<Bytes>,
+        // The size of the previous frame: the next frame buffer's first guess.
+        frame_capacity: usize,
         // What the stream did after the events of the previous frame.
         deferred: Option<Deferred>,
         close: CloseGuard,
@@ -112,6 +114,7 @@ impl<S> SseBody<S> {
             slot: None,
             timers: None,
             carried: None,
+            frame_capacity: 0,
             deferred: None,
             close,
         }
@@ -136,6 +139,7 @@ impl<S> SseBody<S> {
             slot: None,
             timers: None,
             carried: None,
+            frame_capacity: 0,
             deferred: None,
             close: CloseGuard::disarmed(),
         }
@@ -199,16 +203,19 @@ where
             }
         }
 
-        let mut batch = Batch::new(this.carried.take(), config.inner().max_frame_bytes);
+        let mut batch = Batch::new(
+            this.carried.take(),
+            config.inner().max_frame_bytes,
+            *this.frame_capacity,
+        );
         let mut stream_pending = false;
         while batch.wants_more() {
             match stream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => match item.into_encoded_event() {
-                    Ok(event) => {
-                        if let Some(overflow) = batch.push(event.into_bytes()) {
-                            *this.carried = Some(overflow);
-                            break;
-                        }
+                Poll::Ready(Some(item)) => match batch.push(item) {
+                    Ok(None) => {}
+                    Ok(Some(overflow)) => {
+                        *this.carried = Some(overflow);
+                        break;
                     }
                     Err(error) => {
                         if batch.is_empty() {
@@ -234,6 +241,7 @@ where
         }
 
         if let Some(frame) = batch.finish() {
+            *this.frame_capacity = frame.len();
             if let Some(now) = now {
                 *timers.last_write = now;
             }
@@ -300,20 +308,24 @@ impl Timers {
     }
 }
 
-/// Ready events gathered into one frame. A lone event passes through without
-/// a copy; several are copied into one buffer.
+/// Ready events gathered into one frame. A lone pre-encoded event passes
+/// through without a copy; otherwise events are encoded straight into one
+/// buffer.
 struct Batch {
     limit: usize,
+    capacity: usize,
     first: Option<Bytes>,
     joined: Option<BytesMut>,
     events: usize,
 }
 
 impl Batch {
-    fn new(carried: Option<Bytes>, limit: usize) -> Self {
+    fn new(carried: Option<Bytes>, limit: usize, last_frame_len: usize) -> Self {
         let events = usize::from(carried.is_some());
         Self {
             limit,
+            // Room for a frame like the last one, within sane bounds.
+            capacity: (last_frame_len + 64).clamp(256, limit.saturating_add(4096)),
             first: carried,
             joined: None,
             events,
@@ -336,32 +348,40 @@ impl Batch {
         self.events == 0 || (self.events < MAX_FRAME_EVENTS && self.len() < self.limit)
     }
 
-    /// Adds `event`, or hands it back when it would make the frame too large.
-    fn push(&mut self, event: Bytes) -> Option<Bytes> {
-        if self.events == 0 {
-            self.first = Some(event);
+    /// Adds an item. When it makes the frame larger than the bound, its bytes
+    /// are handed back for the next frame; an invalid item adds nothing.
+    fn push<I: IntoEncodedEvent>(&mut self, item: I) -> Result<Option<Bytes>, BoxError> {
+        if self.events == 0 && item.is_encoded() {
+            self.first = Some(item.into_encoded_event()?.into_bytes());
             self.events = 1;
-            return None;
+            return Ok(None);
         }
-        if self.len() + event.len() > self.limit {
-            return Some(event);
+        let joined = match &mut self.joined {
+            Some(joined) => joined,
+            none => {
+                let first = self.first.take().unwrap_or_default();
+                let mut joined = BytesMut::with_capacity(self.capacity.max(2 * first.len()));
+                joined.extend_from_slice(&first);
+                none.insert(joined)
+            }
+        };
+        let before = joined.len();
+        if let Err(error) = item.encode_into(joined) {
+            joined.truncate(before);
+            return Err(error);
         }
-        let joined = self.joined.get_or_insert_with(|| {
-            let first = self.first.take().unwrap_or_default();
-            let needed = first.len() + event.len();
-            let mut joined = BytesMut::with_capacity(self.limit.min(8 * 1024).max(needed));
-            joined.extend_from_slice(&first);
-            joined
-        });
-        joined.extend_from_slice(&event);
         self.events += 1;
-        None
+        if self.events > 1 && joined.len() > self.limit {
+            self.events -= 1;
+            return Ok(Some(joined.split_off(before).freeze()));
+        }
+        Ok(None)
     }
 
     fn finish(self) -> Option<Bytes> {
         match self.joined {
-            Some(joined) => Some(joined.freeze()),
-            None => self.first,
+            Some(joined) if !joined.is_empty() => Some(joined.freeze()),
+            _ => self.first,
         }
     }
 }
@@ -472,45 +492,65 @@ impl<S: fmt::Debug> fmt::Debug for SseBody<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{EncodedEvent, Event};
 
     const LIMIT: usize = 32 * 1024;
 
-    fn event(len: usize) -> Bytes {
-        Bytes::from(vec![b'x'; len])
+    /// An encoded event of exactly `len` bytes (at least 8).
+    fn encoded(len: usize) -> EncodedEvent {
+        Event::new().data("x".repeat(len - 8)).encode().unwrap()
     }
 
     #[test]
-    fn lone_event_is_not_copied() {
-        let one = event(10);
-        let mut batch = Batch::new(None, LIMIT);
-        assert!(batch.push(one.clone()).is_none());
+    fn lone_encoded_event_is_not_copied() {
+        let one = encoded(10);
+        let mut batch = Batch::new(None, LIMIT, 0);
+        assert!(batch.push(one.clone()).unwrap().is_none());
         let frame = batch.finish().unwrap();
-        assert_eq!(frame.as_ptr(), one.as_ptr());
+        assert_eq!(frame.as_ptr(), one.as_bytes().as_ptr());
+    }
+
+    #[test]
+    fn events_are_encoded_into_one_buffer() {
+        let mut batch = Batch::new(None, LIMIT, 0);
+        assert!(batch.push(encoded(10)).unwrap().is_none());
+        assert!(batch.push(Event::new().data("b")).unwrap().is_none());
+        assert_eq!(batch.finish().unwrap(), "data: xx\n\ndata: b\n\n");
     }
 
     #[test]
     fn batch_stops_at_byte_bound() {
-        let mut batch = Batch::new(None, LIMIT);
-        assert!(batch.push(event(LIMIT - 10)).is_none());
-        let overflow = batch.push(event(20));
+        let mut batch = Batch::new(None, LIMIT, 0);
+        assert!(batch.push(encoded(LIMIT - 10)).unwrap().is_none());
+        let overflow = batch.push(encoded(20)).unwrap();
         assert_eq!(overflow.map(|b| b.len()), Some(20));
         assert_eq!(batch.finish().unwrap().len(), LIMIT - 10);
     }
 
     #[test]
     fn zero_limit_sends_one_event_per_frame() {
-        let mut batch = Batch::new(None, 0);
+        let mut batch = Batch::new(None, 0, 0);
         assert!(batch.wants_more());
-        assert!(batch.push(event(5)).is_none());
+        assert!(batch.push(Event::new().data("a")).unwrap().is_none());
         assert!(!batch.wants_more());
-        assert_eq!(batch.push(event(5)).map(|b| b.len()), Some(5));
+        let overflow = batch.push(Event::new().data("b")).unwrap();
+        assert_eq!(overflow.as_deref(), Some(&b"data: b\n\n"[..]));
+        assert_eq!(batch.finish().unwrap(), "data: a\n\n");
+    }
+
+    #[test]
+    fn invalid_event_adds_nothing() {
+        let mut batch = Batch::new(None, LIMIT, 0);
+        assert!(batch.push(Event::new().data("a")).unwrap().is_none());
+        assert!(batch.push(Event::new().data("b").id("\n")).is_err());
+        assert_eq!(batch.finish().unwrap(), "data: a\n\n");
     }
 
     #[test]
     fn batch_stops_at_event_bound() {
-        let mut batch = Batch::new(None, LIMIT);
+        let mut batch = Batch::new(None, LIMIT, 0);
         while batch.wants_more() {
-            assert!(batch.push(event(1)).is_none());
+            assert!(batch.push(Event::new()).unwrap().is_none());
         }
         assert_eq!(batch.finish().unwrap().len(), MAX_FRAME_EVENTS);
     }

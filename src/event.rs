@@ -1,5 +1,6 @@
 //! Events and their encoding into the `text/event-stream` wire format.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
@@ -10,8 +11,11 @@ use crate::error::{BoxError, EventError, EventErrorKind};
 /// One server-sent event: optional id, event type and retry, data and comments.
 ///
 /// `Event` is a builder. Every setter takes and returns `self`, so an event is
-/// written as one expression. Values are encoded as they are set, so that
-/// [`encode`](Event::encode) only has to close the block.
+/// written as one expression. An event holds its values as they were given
+/// (data is moved in, not copied; short ids and types are kept inline) and is
+/// written out once: by [`encode`](Event::encode) into a buffer of its own, or
+/// by a response body straight into the frame it shares with other ready
+/// events.
 ///
 /// Data is carried losslessly: every line break in it (CRLF, lone CR or lone LF)
 /// becomes its own `data:` line, so a client receives exactly the string that was
@@ -53,38 +57,45 @@ use crate::error::{BoxError, EventError, EventErrorKind};
 /// ```
 #[derive(Clone, Default)]
 pub struct Event {
-    /// Lines written so far, without the blank line that ends the block.
-    buf: BytesMut,
-    /// Small fields set before any data or comment: held back so that the
-    /// first real write can reserve room for everything at once.
-    pending: Pending,
-    /// Whether `pending` has been written into `buf`; from then on every field
-    /// is written straight into `buf`.
-    flushed: bool,
-    has_id: bool,
+    comments: Vec<Text>,
+    id: Option<Field>,
+    event_type: Option<Field>,
+    retry: Option<u64>,
+    data: Data,
     error: Option<EventError>,
 }
 
+/// A string an event holds: borrowed for the whole program or owned, never
+/// copied on the way in.
+type Text = Cow<'static, str>;
+
+/// The event's data: usually one string, so one value needs no `Vec`.
 #[derive(Clone, Default)]
-struct Pending {
-    id: Option<Field>,
-    event: Option<Field>,
-    retry: Option<u64>,
+enum Data {
+    #[default]
+    None,
+    One(Text),
+    Many(Vec<Text>),
 }
 
-impl Pending {
-    fn encoded_len(&self) -> usize {
-        let mut len = 0;
-        if let Some(id) = &self.id {
-            len += ID.len() + id.as_bytes().len() + 1;
+impl Data {
+    fn push(&mut self, text: Text) {
+        *self = match std::mem::take(self) {
+            Data::None => Data::One(text),
+            Data::One(first) => Data::Many(vec![first, text]),
+            Data::Many(mut all) => {
+                all.push(text);
+                Data::Many(all)
+            }
+        };
+    }
+
+    fn as_slice(&self) -> &[Text] {
+        match self {
+            Data::None => &[],
+            Data::One(one) => std::slice::from_ref(one),
+            Data::Many(all) => all,
         }
-        if let Some(event) = &self.event {
-            len += EVENT.len() + event.as_bytes().len() + 1;
-        }
-        if self.retry.is_some() {
-            len += RETRY.len() + 20 + 1;
-        }
-        len
     }
 }
 
@@ -92,6 +103,7 @@ const ID: &[u8] = b"id: ";
 const EVENT: &[u8] = b"event: ";
 const RETRY: &[u8] = b"retry: ";
 const DATA: &[u8] = b"data: ";
+const COMMENT: &[u8] = b": ";
 
 impl Event {
     /// An empty event. Encoded as it is, it is a lone blank line, which a client
@@ -108,7 +120,7 @@ impl Event {
     /// holding CR, LF or NUL is an error, returned by [`encode`](Event::encode).
     /// An empty id resets the client's last event id. Ids are best kept short and
     /// ASCII: browsers send a `Last-Event-ID` longer than 128 bytes, or with other
-    /// bytes, only after a CORS preflight.
+    /// bytes, only after a CORS preflight. Setting the id again replaces it.
     #[must_use]
     pub fn id(mut self, id: impl fmt::Display) -> Self {
         let mut field = Field::new();
@@ -119,12 +131,7 @@ impl Event {
             self.set_error(EventErrorKind::InvalidId);
             return self;
         }
-        self.has_id = true;
-        if self.flushed {
-            put_line(&mut self.buf, ID, field.as_bytes());
-        } else {
-            self.pending.id = Some(field);
-        }
+        self.id = Some(field);
         self
     }
 
@@ -132,7 +139,7 @@ impl Event {
     /// `addEventListener(type, ..)`; without it the event is a `message`.
     ///
     /// A value holding CR or LF is an error, returned by
-    /// [`encode`](Event::encode).
+    /// [`encode`](Event::encode). Setting the type again replaces it.
     #[must_use]
     pub fn event(mut self, event_type: impl AsRef<str>) -> Self {
         let event_type = event_type.as_ref().as_bytes();
@@ -140,83 +147,61 @@ impl Event {
             self.set_error(EventErrorKind::InvalidEventType);
             return self;
         }
-        if self.flushed {
-            put_line(&mut self.buf, EVENT, event_type);
-        } else {
-            let mut field = Field::new();
-            field.push(event_type);
-            self.pending.event = Some(field);
-        }
+        let mut field = Field::new();
+        field.push(event_type);
+        self.event_type = Some(field);
         self
     }
 
     /// Sets the client's reconnection time, written in whole milliseconds.
     #[must_use]
     pub fn retry(mut self, retry: Duration) -> Self {
-        let millis = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX);
-        if self.flushed {
-            put_line(
-                &mut self.buf,
-                RETRY,
-                itoa::Buffer::new().format(millis).as_bytes(),
-            );
-        } else {
-            self.pending.retry = Some(millis);
-        }
+        self.retry = Some(u64::try_from(retry.as_millis()).unwrap_or(u64::MAX));
         self
     }
 
     /// Sets the event's data.
     ///
+    /// Takes a `&'static str`, a `String` or a `Cow<'static, str>` and keeps
+    /// it as it is, without a copy: the data is copied once, when the event is
+    /// encoded into the response. (For a borrowed `&str`, pass
+    /// `s.to_owned()`.)
+    ///
     /// Each line of `data` is written as its own `data:` line; the client joins
     /// them with LF. Calling `data` again appends: the client receives the two
     /// values joined by one LF.
     #[must_use]
-    pub fn data(mut self, data: impl AsRef<str>) -> Self {
-        self.write_lines(DATA, data.as_ref().as_bytes());
+    pub fn data(mut self, data: impl Into<Cow<'static, str>>) -> Self {
+        self.data.push(data.into());
         self
     }
 
     /// Adds a comment, which clients ignore; a multi-line comment is written as
-    /// one `:` line per line.
+    /// one `:` line per line. Comments are written first in the block.
     #[must_use]
-    pub fn comment(mut self, comment: impl AsRef<str>) -> Self {
-        let comment = comment.as_ref().as_bytes();
-        if comment.is_empty() {
-            self.reserve_and_flush(2);
-            self.buf.put_slice(b":\n");
-        } else {
-            self.write_lines(b": ", comment);
-        }
+    pub fn comment(mut self, comment: impl Into<Cow<'static, str>>) -> Self {
+        self.comments.push(comment.into());
         self
     }
 
     /// Sets the event's data to `value` serialized as JSON, written straight
-    /// into the event's buffer.
+    /// into the event's own data buffer.
     ///
     /// A serialization error is returned by [`encode`](Event::encode).
     #[cfg(feature = "json")]
     #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     #[must_use]
     pub fn json_data<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
-        self.reserve_and_flush(DATA.len() + 128);
-        let start = self.buf.len();
-        self.buf.put_slice(DATA);
-        let value_start = self.buf.len();
-        let mut writer = (&mut self.buf).writer();
-        if let Err(error) = serde_json::to_writer(&mut writer, value) {
-            self.buf.truncate(start);
-            self.set_error(EventErrorKind::Json(std::sync::Arc::new(error)));
-            return self;
-        }
-        // Compact JSON holds no raw line break, but a `RawValue` may: split it
-        // like any other data so that the framing stays intact.
-        if memchr::memchr2(b'\r', b'\n', &self.buf[value_start..]).is_some() {
-            let json = self.buf.split_off(value_start);
-            self.buf.truncate(start);
-            self.write_lines(DATA, &json);
-        } else {
-            self.buf.put_u8(b'\n');
+        let mut json = Vec::with_capacity(128);
+        match serde_json::to_writer(&mut json, value) {
+            // serde_json writes only valid UTF-8.
+            Ok(()) => match String::from_utf8(json) {
+                Ok(json) => self.data.push(Cow::Owned(json)),
+                Err(error) => self.set_error(EventErrorKind::Json(std::sync::Arc::new(
+                    serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, error)),
+                ))),
+            },
+            Err(error) => self.set_error(EventErrorKind::Json(std::sync::Arc::new(error))),
         }
         self
     }
@@ -224,7 +209,7 @@ impl Event {
     /// Whether an id has been set.
     #[cfg_attr(not(feature = "hub"), allow(dead_code))]
     pub(crate) fn has_id(&self) -> bool {
-        self.has_id
+        self.id.is_some()
     }
 
     /// The first error this event was given, if any.
@@ -233,7 +218,7 @@ impl Event {
     }
 
     /// Encodes the event, ending it with the blank line that makes a client
-    /// dispatch it.
+    /// dispatch it: exactly one allocation, of exactly the encoded size.
     ///
     /// The result is a cheap handle: clone it to send the same bytes to many
     /// connections without encoding again.
@@ -242,13 +227,27 @@ impl Event {
     ///
     /// The first invalid value given to the event: an id with CR, LF or NUL, an
     /// event type with CR or LF, or JSON data that failed to serialize.
-    pub fn encode(mut self) -> Result<EncodedEvent, EventError> {
-        if let Some(error) = self.error.take() {
+    pub fn encode(self) -> Result<EncodedEvent, EventError> {
+        if let Some(error) = self.error {
             return Err(error);
         }
-        self.reserve_and_flush(1);
-        self.buf.put_u8(b'\n');
-        Ok(EncodedEvent(self.buf.freeze()))
+        let mut buf = BytesMut::with_capacity(self.encoded_len());
+        self.write_to(&mut buf);
+        Ok(EncodedEvent(buf.freeze()))
+    }
+
+    /// Appends the encoded event to `buf`, which may already hold other
+    /// events: what a body does to join ready events into one frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Event::encode); nothing is written then.
+    pub fn encode_into(self, buf: &mut BytesMut) -> Result<(), EventError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        self.write_to(buf);
+        Ok(())
     }
 
     fn set_error(&mut self, kind: EventErrorKind) {
@@ -257,49 +256,52 @@ impl Event {
         }
     }
 
-    /// Makes room for `additional` bytes plus the held-back fields, and writes
-    /// the held-back fields.
-    fn reserve_and_flush(&mut self, additional: usize) {
-        if self.flushed {
-            self.buf.reserve(additional);
-            return;
+    fn write_to(&self, buf: &mut BytesMut) {
+        for comment in &self.comments {
+            if comment.is_empty() {
+                buf.put_slice(b":\n");
+            } else {
+                put_lines(buf, COMMENT, comment.as_bytes());
+            }
         }
-        self.flushed = true;
-        let pending = std::mem::take(&mut self.pending);
-        self.buf.reserve(pending.encoded_len() + additional);
-        if let Some(id) = &pending.id {
-            put_line(&mut self.buf, ID, id.as_bytes());
+        if let Some(id) = &self.id {
+            put_line(buf, ID, id.as_bytes());
         }
-        if let Some(event) = &pending.event {
-            put_line(&mut self.buf, EVENT, event.as_bytes());
+        if let Some(event_type) = &self.event_type {
+            put_line(buf, EVENT, event_type.as_bytes());
         }
-        if let Some(retry) = pending.retry {
-            put_line(
-                &mut self.buf,
-                RETRY,
-                itoa::Buffer::new().format(retry).as_bytes(),
-            );
+        if let Some(retry) = self.retry {
+            put_line(buf, RETRY, itoa::Buffer::new().format(retry).as_bytes());
         }
+        for data in self.data.as_slice() {
+            put_lines(buf, DATA, data.as_bytes());
+        }
+        buf.put_u8(b'\n');
     }
 
-    /// Writes `value` as one `prefix` line per line, splitting on CRLF, lone CR
-    /// and lone LF, trailing empty lines included.
-    fn write_lines(&mut self, prefix: &[u8], value: &[u8]) {
-        // An upper bound on the number of line breaks: a CRLF counts twice.
-        let breaks = memchr::memchr2_iter(b'\r', b'\n', value).count();
-        // Room for every line, plus one byte for the block's closing blank line.
-        self.reserve_and_flush(value.len() + (breaks + 1) * (prefix.len() + 1) + 1);
-        let mut rest = value;
-        while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
-            put_line(&mut self.buf, prefix, &rest[..at]);
-            let skip = if rest[at] == b'\r' && rest.get(at + 1) == Some(&b'\n') {
+    /// The exact length of the encoded event.
+    fn encoded_len(&self) -> usize {
+        let mut len = 1;
+        for comment in &self.comments {
+            len += if comment.is_empty() {
                 2
             } else {
-                1
+                lines_len(COMMENT, comment.as_bytes())
             };
-            rest = &rest[at + skip..];
         }
-        put_line(&mut self.buf, prefix, rest);
+        if let Some(id) = &self.id {
+            len += ID.len() + id.as_bytes().len() + 1;
+        }
+        if let Some(event_type) = &self.event_type {
+            len += EVENT.len() + event_type.as_bytes().len() + 1;
+        }
+        if let Some(retry) = self.retry {
+            len += RETRY.len() + itoa::Buffer::new().format(retry).len() + 1;
+        }
+        for data in self.data.as_slice() {
+            len += lines_len(DATA, data.as_bytes());
+        }
+        len
     }
 }
 
@@ -310,23 +312,52 @@ fn put_line(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
     buf.put_u8(b'\n');
 }
 
+/// Splits `value` on CRLF, lone CR and lone LF and yields each line, trailing
+/// empty line included.
+fn for_each_line(value: &[u8], mut line: impl FnMut(&[u8])) {
+    let mut rest = value;
+    while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
+        line(&rest[..at]);
+        let skip = if rest[at] == b'\r' && rest.get(at + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
+        rest = &rest[at + skip..];
+    }
+    line(rest);
+}
+
+/// Writes `value` as one `prefix` line per line.
+fn put_lines(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
+    // Enough for a value without line breaks; more lines grow the buffer.
+    buf.reserve(prefix.len() + value.len() + 1);
+    for_each_line(value, |line| {
+        buf.put_slice(prefix);
+        buf.put_slice(line);
+        buf.put_u8(b'\n');
+    });
+}
+
+fn lines_len(prefix: &[u8], value: &[u8]) -> usize {
+    let mut len = 0;
+    for_each_line(value, |line| len += prefix.len() + line.len() + 1);
+    len
+}
+
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut lines = String::from_utf8_lossy(&self.buf).into_owned();
-        if let Some(id) = &self.pending.id {
-            lines.push_str(&format!("id: {}\n", String::from_utf8_lossy(id.as_bytes())));
-        }
-        if let Some(event) = &self.pending.event {
-            lines.push_str(&format!(
-                "event: {}\n",
-                String::from_utf8_lossy(event.as_bytes())
-            ));
-        }
-        if let Some(retry) = self.pending.retry {
-            lines.push_str(&format!("retry: {retry}\n"));
-        }
+        let field = |field: &Option<Field>| {
+            field
+                .as_ref()
+                .map(|field| String::from_utf8_lossy(field.as_bytes()).into_owned())
+        };
         f.debug_struct("Event")
-            .field("lines", &lines)
+            .field("comments", &self.comments)
+            .field("id", &field(&self.id))
+            .field("event_type", &field(&self.event_type))
+            .field("retry", &self.retry)
+            .field("data", &self.data.as_slice())
             .field("error", &self.error)
             .finish()
     }
@@ -362,15 +393,17 @@ impl Field {
             Field::Inline { len, bytes } => {
                 let start = usize::from(*len);
                 let end = start + more.len();
-                if end <= INLINE {
-                    bytes[start..end].copy_from_slice(more);
-                    // `end <= INLINE < 256`, so this cannot truncate.
-                    *len = end as u8;
-                } else {
-                    let mut vec = Vec::with_capacity(end);
-                    vec.extend_from_slice(&bytes[..start]);
-                    vec.extend_from_slice(more);
-                    *self = Field::Heap(vec);
+                match (bytes.get_mut(start..end), u8::try_from(end)) {
+                    (Some(room), Ok(end)) => {
+                        room.copy_from_slice(more);
+                        *len = end;
+                    }
+                    _ => {
+                        let mut vec = Vec::with_capacity(end);
+                        vec.extend_from_slice(&bytes[..start]);
+                        vec.extend_from_slice(more);
+                        *self = Field::Heap(vec);
+                    }
                 }
             }
             Field::Heap(vec) => vec.extend_from_slice(more),
@@ -441,23 +474,54 @@ impl TryFrom<Event> for EncodedEvent {
 /// [`EncodedEvent`], or a `Result` of either.
 ///
 /// An `Err` item, or an event holding an [`EventError`], is a stream error:
-/// what it does is set by the layer's error policy (by default the response
-/// ends cleanly and the client reconnects). Implement this trait for your own
+/// what it does is set by the error policy (by default the response ends
+/// cleanly and the client reconnects). Implement this trait for your own
 /// message type to serve a stream of it directly.
 pub trait IntoEncodedEvent {
-    /// Encodes the item, or returns the error it stands for.
+    /// Encodes the item alone, or returns the error it stands for.
     fn into_encoded_event(self) -> Result<EncodedEvent, BoxError>;
+
+    /// Appends the encoded item to `buf`, which may already hold other
+    /// events, or returns the error it stands for (writing nothing).
+    ///
+    /// The default encodes the item alone and copies it.
+    fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError>
+    where
+        Self: Sized,
+    {
+        buf.extend_from_slice(self.into_encoded_event()?.as_bytes());
+        Ok(())
+    }
+
+    /// Whether the item is already encoded, so that a frame holding only this
+    /// item can send its bytes without a copy. The default is `false`.
+    fn is_encoded(&self) -> bool {
+        false
+    }
 }
 
 impl IntoEncodedEvent for Event {
     fn into_encoded_event(self) -> Result<EncodedEvent, BoxError> {
         self.encode().map_err(Into::into)
     }
+
+    fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError> {
+        Event::encode_into(self, buf).map_err(Into::into)
+    }
 }
 
 impl IntoEncodedEvent for EncodedEvent {
     fn into_encoded_event(self) -> Result<EncodedEvent, BoxError> {
         Ok(self)
+    }
+
+    fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError> {
+        buf.extend_from_slice(&self.0);
+        Ok(())
+    }
+
+    fn is_encoded(&self) -> bool {
+        true
     }
 }
 
@@ -468,6 +532,14 @@ where
 {
     fn into_encoded_event(self) -> Result<EncodedEvent, BoxError> {
         self.map_err(Into::into)?.into_encoded_event()
+    }
+
+    fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError> {
+        self.map_err(Into::into)?.encode_into(buf)
+    }
+
+    fn is_encoded(&self) -> bool {
+        self.as_ref().is_ok_and(T::is_encoded)
     }
 }
 
@@ -480,14 +552,21 @@ mod tests {
     }
 
     #[test]
-    fn typical_event_needs_one_allocation() {
-        let json = "x".repeat(256);
-        let event = Event::new().id(12345).event("update").data(&json);
-        let capacity = event.buf.capacity();
+    fn encode_allocates_exactly_the_encoded_size() {
+        let event = Event::new()
+            .comment("c\r\nd")
+            .id(12345)
+            .event("update")
+            .retry(Duration::from_secs(3))
+            .data("a\r\nb\rc\n")
+            .data("");
+        let expected_len = event.encoded_len();
         let encoded = event.encode().unwrap();
-        // Everything fitted in the one reservation made by `data`.
-        assert_eq!(encoded.len(), 10 + 14 + 6 + 256 + 1 + 1);
-        assert!(capacity >= encoded.len());
+        assert_eq!(encoded.len(), expected_len);
+        assert_eq!(
+            encoded.as_bytes(),
+            b": c\n: d\nid: 12345\nevent: update\nretry: 3000\ndata: a\ndata: b\ndata: c\ndata: \ndata: \n\n"
+        );
     }
 
     #[test]
@@ -500,16 +579,24 @@ mod tests {
     }
 
     #[test]
-    fn fields_after_data_follow_it() {
+    fn setting_a_field_again_replaces_it() {
         assert_eq!(
-            wire(
-                Event::new()
-                    .data("a")
-                    .id(1)
-                    .event("e")
-                    .retry(Duration::from_secs(2))
-            ),
-            "data: a\nid: 1\nevent: e\nretry: 2000\n\n"
+            wire(Event::new().data("a").id(1).id(2).event("e").event("f")),
+            "id: 2\nevent: f\ndata: a\n\n"
         );
+    }
+
+    #[test]
+    fn static_data_is_not_copied_into_the_event() {
+        let event = Event::new().data("static");
+        assert!(matches!(event.data, Data::One(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn encode_into_appends_after_other_events() {
+        let mut buf = BytesMut::from(&b"data: 1\n\n"[..]);
+        Event::new().data("2").encode_into(&mut buf).unwrap();
+        assert!(Event::new().id("x\n").encode_into(&mut buf).is_err());
+        assert_eq!(&buf[..], b"data: 1\n\ndata: 2\n\n");
     }
 }

@@ -55,7 +55,7 @@ impl KeepAlive {
     #[must_use]
     pub fn text(mut self, text: impl AsRef<str>) -> Self {
         // An event with only a comment cannot hold an error.
-        if let Ok(ping) = Event::new().comment(text).encode() {
+        if let Ok(ping) = Event::new().comment(text.as_ref().to_owned()).encode() {
             self.ping = ping.into_bytes();
         }
         self

@@ -28,8 +28,13 @@ use crate::service::Sse;
 /// let service = ServiceBuilder::new()
 ///     .layer(SseLayer::new())
 ///     .service(service_fn(|request: Request<()>| async move {
-///         let resume = request.extensions().get::<LastEventId>().cloned();
-///         let events = stream::iter([Event::new().id(1).data("hello")]);
+///         // The client's valid `Last-Event-ID`, if it sent one.
+///         let next = request
+///             .extensions()
+///             .get::<LastEventId>()
+///             .and_then(|id| id.parse::<u64>().ok())
+///             .map_or(1, |id| id + 1);
+///         let events = stream::iter([Event::new().id(next).data("hello")]);
 ///         Ok::<_, Infallible>(Response::new(events))
 ///     }));
 ///

@@ -80,10 +80,16 @@ mod response;
 mod service;
 mod shutdown;
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub mod decode;
 #[cfg(feature = "hub")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
 pub mod hub;
+#[cfg(feature = "warp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "warp")))]
+pub mod warp;
 
 pub use body::SseBody;
 pub use config::{CloseReason, Farewell, SseConfig};

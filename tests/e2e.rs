@@ -8,7 +8,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
@@ -32,17 +31,7 @@ use tower_sse::{
     BoxError, CloseReason, Event, Farewell, LastEventId, Shutdown, SseConfig, SseLayer,
 };
 
-use support::CloseRecorder;
-
-/// Long enough for any loaded CI machine; the tests never wait this long
-/// when they pass.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
+use support::{CloseRecorder, within};
 
 /// Serves the first connection accepted on a fresh `127.0.0.1` port with
 /// `service`. When `shutdown` is triggered the connection shuts down
@@ -125,11 +114,16 @@ async fn events_arrive_exactly_as_sent_over_http() {
     let closes = CloseRecorder::new();
     let service = ServiceBuilder::new()
         .layer(SseLayer::with_config(
-            SseConfig::new().require_accept(true).on_close(closes.hook()),
+            SseConfig::new()
+                .require_accept(true)
+                .on_close(closes.hook()),
         ))
         .service(service_fn(move |request: Request<Incoming>| {
             let last = request.extensions().get::<LastEventId>().cloned();
-            let next = last.as_ref().and_then(|id| id.parse::<u64>().ok()).map_or(0, |id| id + 1);
+            let next = last
+                .as_ref()
+                .and_then(|id| id.parse::<u64>().ok())
+                .map_or(0, |id| id + 1);
             *slot.lock().unwrap() = Some(last);
             let events = [
                 Event::new()
@@ -194,6 +188,12 @@ async fn events_arrive_exactly_as_sent_over_http() {
         ]
     );
 
+    assert_eq!(events.decoder().last_event_id(), "45");
+    assert_eq!(
+        events.decoder().reconnection_time(),
+        Some(Duration::from_secs(3))
+    );
+
     let seen = seen.lock().unwrap().take();
     assert_eq!(seen, Some(Some(LastEventId::new("41").unwrap())));
     assert_eq!(closes.reasons(), [CloseReason::StreamEnded]);
@@ -238,7 +238,10 @@ where
         let event = within("an event", events.next()).await.unwrap().unwrap();
         assert_eq!(event.data, n.to_string());
     }
-    assert!(closed.try_recv().is_err(), "closed while the client was there");
+    assert!(
+        closed.try_recv().is_err(),
+        "closed while the client was there"
+    );
 
     drop(events);
     drop(client);
@@ -296,7 +299,10 @@ async fn shutdown_ends_the_stream_after_the_farewell_and_the_connection_closes()
     .await
     .unwrap();
     let mut events = pin!(DecodeStream::new(response.into_body()));
-    let first = within("the first event", events.next()).await.unwrap().unwrap();
+    let first = within("the first event", events.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fields(first), expected("tick", "1", "1"));
 
     shutdown.trigger();
@@ -309,6 +315,11 @@ async fn shutdown_ends_the_stream_after_the_farewell_and_the_connection_closes()
     let farewell = last.expect("no farewell before the end");
     assert_eq!(farewell.event_type, "restarting");
     assert_eq!(farewell.data, "back soon");
+    let retry = events.decoder().reconnection_time().expect("a retry");
+    assert!(
+        (Duration::from_secs(1)..=Duration::from_secs(5)).contains(&retry),
+        "{retry:?}"
+    );
     assert_eq!(closes.reasons(), [CloseReason::Shutdown]);
 
     within("the server connection", server)

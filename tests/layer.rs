@@ -403,7 +403,10 @@ async fn readiness_follows_the_inner_service() {
     let (_request, respond) = handle.next_request().await.unwrap();
     respond.send_response(Response::new(stream::iter(vec![Event::new().data("x")])));
     let response = call.await.unwrap();
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
     assert_eq!(collect_bytes(response.into_body()).await, "data: x\n\n");
 }
 

@@ -25,7 +25,7 @@ impl Spec {
     fn build(&self) -> Event {
         let mut event = Event::new();
         if let Some(comment) = &self.comment {
-            event = event.comment(comment);
+            event = event.comment(comment.clone());
         }
         if let Some(id) = &self.id {
             event = event.id(id);
@@ -37,7 +37,7 @@ impl Spec {
             event = event.retry(Duration::from_millis(retry));
         }
         for data in &self.data {
-            event = event.data(data);
+            event = event.data(data.clone());
         }
         event
     }

@@ -1,1 +1,432 @@
-//! hub (being written)
+//! A broadcast hub: topics, per-client channels, replay for `Last-Event-ID`,
+//! and a policy for slow consumers.
+//!
+//! A [`Hub`] turns tower-sse from a framing helper into a live-feed system:
+//!
+//! - **Encode once.** [`Hub::publish`] encodes an event once; every
+//!   subscriber gets a handle to the same bytes.
+//! - **Resume without gaps or duplicates.** The hub gives every event an id
+//!   ([`EventId`]). A client that reconnects with the last id it saw gets
+//!   exactly the events it missed, in publish order, then live events, even
+//!   while publishers keep publishing, and across all the topics of its
+//!   subscription: one id resumes them all.
+//! - **A clear signal when it cannot.** When the id is not one of this hub's
+//!   (malformed, from an earlier process, from another hub) or the missed
+//!   events have left the replay window, the stream starts with a
+//!   [`RESYNC_EVENT`] instead, then goes on live.
+//! - **Slow consumers harm no one.** Each subscriber has a bounded queue;
+//!   publishing never waits for anyone, and what happens on overflow is the
+//!   [`LagPolicy`].
+//! - **Per-client channels.** [`Hub::send_to`] reaches every open connection
+//!   registered for a client id; the registry forgets a client when its last
+//!   connection closes.
+//!
+//! # Ids and the replay window
+//!
+//! Ids look like `3f09a1c27b5e-42`: a random epoch that identifies the hub,
+//! then the event's position in the hub's publish order. Positions are
+//! hub-wide, so ids increase in publish order within every topic and across
+//! topics, and one id tells a subscriber of several topics where it stands in
+//! each of them. An event that already has an id is refused
+//! ([`HubError::is_id_set`]): an id the hub did not assign could not be
+//! resumed from.
+//!
+//! Each topic retains its newest events for replay, bounded by count, by
+//! encoded bytes and optionally by age ([`HubConfig`]). A resume is honoured
+//! when every event of the subscribed topics after the client's id is still
+//! retained; otherwise the client gets the resync signal, and nothing is
+//! replayed.
+//!
+//! # The resync signal
+//!
+//! An event of type [`RESYNC_EVENT`] (`tower-sse-resync`) means "events are
+//! missing here: reload your state". Its data says why:
+//!
+//! - `unknown-id`: the `Last-Event-ID` is not an id of this hub;
+//! - `expired`: the missed events have left the replay window;
+//! - `lagged`: the subscriber fell behind and events were dropped
+//!   ([`LagPolicy::DropOldest`]).
+//!
+//! The first two open the stream and carry the id of the newest event at that
+//! moment, so that a client that reconnects again resumes from there. A page
+//! handles it by fetching a fresh snapshot:
+//!
+//! ```text
+//! source.addEventListener("tower-sse-resync", () => reloadState());
+//! ```
+//!
+//! # Per-client channels
+//!
+//! [`Hub::subscribe_client`] registers a connection under a client id (a
+//! user, a session) besides its topics; [`Hub::send_to`] pushes an event to
+//! every connection of that id and says how many took it. Such events are
+//! live only: they get no id (so a client's `Last-Event-ID` still names its
+//! topics' position) and are not retained. For messages that must survive a
+//! reconnect, publish to a topic per client instead.
+//!
+//! # Observability
+//!
+//! [`Hub::metrics`] returns a [`HubMetrics`] snapshot. The hub emits
+//! `tracing` events: connects and disconnects at debug level, lag
+//! disconnects at info level.
+
+mod config;
+mod error;
+mod id;
+mod metrics;
+mod queue;
+mod registry;
+mod subscription;
+mod topic;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use crate::event::{EncodedEvent, Event};
+
+pub use config::{HubConfig, LagPolicy};
+pub use error::HubError;
+pub use id::EventId;
+pub use metrics::HubMetrics;
+pub use subscription::Subscription;
+
+use id::Epoch;
+use registry::{Registry, Resume};
+
+/// The event type of the signal that events are missing and the client
+/// should reload its state: `tower-sse-resync`. See the
+/// [module docs](self#the-resync-signal).
+pub const RESYNC_EVENT: &str = "tower-sse-resync";
+
+/// A broadcast hub: publish events to topics or send them to clients; serve
+/// each connection a [`Subscription`] that resumes from `Last-Event-ID`.
+///
+/// Cloning is cheap and every clone is the same hub; it is `Send + Sync`.
+/// When the last clone is dropped, every subscription's stream ends.
+///
+/// # Example
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use tower_sse::Event;
+/// use tower_sse::decode::Decoder;
+/// use tower_sse::hub::Hub;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::new();
+///
+/// // A client connects and receives an event.
+/// let mut first = hub.subscribe(["prices"], None);
+/// let id = hub.publish("prices", Event::new().event("price").data("101.5"))?;
+/// let event = first.next().await.unwrap()?;
+/// let mut decoder = Decoder::new();
+/// decoder.push(event.as_bytes());
+/// let event = decoder.next_event()?.unwrap();
+/// assert_eq!((event.event_type.as_str(), event.data.as_str()), ("price", "101.5"));
+/// assert_eq!(event.last_event_id, id.to_string());
+///
+/// // It disconnects; an event is published meanwhile.
+/// drop(first);
+/// hub.publish("prices", Event::new().event("price").data("102.0"))?;
+///
+/// // It reconnects with `Last-Event-ID: {id}` and gets what it missed.
+/// let last_event_id = id.to_string();
+/// let mut again = hub.subscribe(["prices"], Some(&last_event_id));
+/// let missed = again.next().await.unwrap()?;
+/// decoder.push(missed.as_bytes());
+/// assert_eq!(decoder.next_event()?.unwrap().data, "102.0");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Serving a subscription from a tower service behind
+/// [`SseLayer`](crate::SseLayer):
+///
+/// ```
+/// use std::convert::Infallible;
+///
+/// use http::{Request, Response};
+/// use tower::{ServiceBuilder, service_fn};
+/// use tower_sse::hub::Hub;
+/// use tower_sse::{LastEventId, SseLayer};
+///
+/// let hub = Hub::new();
+/// let service = ServiceBuilder::new()
+///     .layer(SseLayer::new())
+///     .service(service_fn(move |request: Request<()>| {
+///         let last = request.extensions().get::<LastEventId>();
+///         let events = hub.subscribe(["news"], last.map(LastEventId::as_str));
+///         async move { Ok::<_, Infallible>(Response::new(events)) }
+///     }));
+/// # drop(service);
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    handle: Arc<Handle>,
+}
+
+/// Every `Hub` clone shares one `Handle`; subscriptions hold only the
+/// `Shared` state, so that dropping the last `Hub` can end their streams.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut wakers = Vec::new();
+        self.shared.lock().close_all(&mut wakers);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// What the hub and its subscriptions share.
+#[derive(Debug)]
+struct Shared {
+    registry: Mutex<Registry>,
+    config: HubConfig,
+    epoch: Epoch,
+    /// The `retry:` block sent before a lagging subscriber's stream ends.
+    lag_hint: Option<EncodedEvent>,
+    /// The resync signal for events dropped from a full queue.
+    gap_signal: Option<EncodedEvent>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // Nothing panics while holding the lock; should something, the
+        // registry is still consistent enough to serve.
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    /// A hub with the default [`HubConfig`].
+    pub fn new() -> Self {
+        Self::with_config(HubConfig::default())
+    }
+
+    /// A hub with the given policy.
+    pub fn with_config(config: HubConfig) -> Self {
+        let lag_hint = config
+            .lag_retry
+            .and_then(|retry| Event::new().retry(retry).encode().ok());
+        let gap_signal = Event::new()
+            .event(RESYNC_EVENT)
+            .data("lagged")
+            .encode()
+            .ok();
+        let shared = Shared {
+            registry: Mutex::new(Registry::default()),
+            config,
+            epoch: Epoch::random(),
+            lag_hint,
+            gap_signal,
+        };
+        Self {
+            handle: Arc::new(Handle {
+                shared: Arc::new(shared),
+            }),
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// Publishes `event` to `topic`: gives it the next id, encodes it once,
+    /// retains it for replay and queues it for every subscriber of the topic.
+    ///
+    /// Never waits for a subscriber: a full queue is handled by the
+    /// [`LagPolicy`]. Returns the id the event was given.
+    ///
+    /// # Errors
+    ///
+    /// When `event` already has an id ([`HubError::is_id_set`]) or holds an
+    /// [`EventError`](crate::EventError) ([`HubError::event_error`]). A
+    /// refused event takes no id and reaches no one.
+    pub fn publish(&self, topic: &str, event: Event) -> Result<EventId, HubError> {
+        check(&event)?;
+        let shared = self.shared();
+        let mut wakers = Vec::new();
+        let id = shared
+            .lock()
+            .publish(topic, event, shared.epoch, &shared.config, &mut wakers)?;
+        wakers.into_iter().for_each(Waker::wake);
+        Ok(id)
+    }
+
+    /// Sends `event` to every open subscription registered for `client_id`
+    /// with [`subscribe_client`](Hub::subscribe_client); returns how many
+    /// connections it reached (0 when the client has none).
+    ///
+    /// The event is encoded once, gets no id and is not retained: a client
+    /// that is not connected does not get it later.
+    ///
+    /// # Errors
+    ///
+    /// As for [`publish`](Hub::publish).
+    pub fn send_to(&self, client_id: &str, event: Event) -> Result<usize, HubError> {
+        check(&event)?;
+        let event = event.encode().map_err(HubError::event)?;
+        let shared = self.shared();
+        let mut wakers = Vec::new();
+        let reached = shared
+            .lock()
+            .send_to(client_id, &event, &shared.config, &mut wakers);
+        wakers.into_iter().for_each(Waker::wake);
+        Ok(reached)
+    }
+
+    /// Subscribes to `topics`, resuming after `last_event_id` when given.
+    ///
+    /// Without `last_event_id` (or with an empty one) the subscription gets
+    /// live events only. With one of this hub's ids, it first gets every
+    /// retained event of `topics` published after that id, in publish order,
+    /// then live events, with nothing missing and nothing twice. Otherwise it
+    /// first gets the [`RESYNC_EVENT`]. Duplicate topics count once.
+    ///
+    /// `last_event_id` usually comes from the request's
+    /// [`LastEventId`](crate::LastEventId); any string is safe.
+    pub fn subscribe<I>(&self, topics: I, last_event_id: Option<&str>) -> Subscription
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.register(None, topics, last_event_id)
+    }
+
+    /// Like [`subscribe`](Hub::subscribe), and also registers the subscription
+    /// under `client_id`, so that [`send_to`](Hub::send_to) reaches it. A
+    /// client may have several subscriptions open (several tabs, devices);
+    /// each gets what is sent to it. Pass no topics for a client channel
+    /// alone.
+    pub fn subscribe_client<I>(
+        &self,
+        client_id: &str,
+        topics: I,
+        last_event_id: Option<&str>,
+    ) -> Subscription
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.register(Some(client_id), topics, last_event_id)
+    }
+
+    fn register<I>(
+        &self,
+        client_id: Option<&str>,
+        topics: I,
+        last_event_id: Option<&str>,
+    ) -> Subscription
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let shared = self.shared();
+        let topics: Vec<I::Item> = topics.into_iter().collect();
+        let mut names: Vec<&str> = topics.iter().map(AsRef::as_ref).collect();
+        names.sort_unstable();
+        names.dedup();
+        let resume = match last_event_id {
+            None | Some("") => Resume::Live,
+            Some(id) => match EventId::parse(id) {
+                Some(id) if id.epoch() == shared.epoch => Resume::After(id.seq()),
+                _ => Resume::Unknown,
+            },
+        };
+
+        let subscribed = shared
+            .lock()
+            .subscribe(&names, client_id, resume, &shared.config);
+
+        let mut replay = subscribed.replay;
+        if let Some(resync) = subscribed.resync {
+            let signal = Event::new()
+                .id(EventId::new(shared.epoch, subscribed.position))
+                .event(RESYNC_EVENT)
+                .data(resync.as_str())
+                .encode();
+            if let Ok(signal) = signal {
+                replay.push_front(signal);
+            }
+        }
+        tracing::debug!(
+            subscriber = subscribed.key,
+            topics = names.len(),
+            client = client_id,
+            replayed = replay.len(),
+            resync = subscribed.resync.map(|resync| resync.as_str()),
+            "sse hub subscriber connected"
+        );
+        Subscription::new(
+            Arc::clone(shared),
+            subscribed.key,
+            subscribed.queue,
+            replay,
+        )
+    }
+
+    /// The id of the newest event published, or the position before the
+    /// first event when none has been.
+    ///
+    /// A page rendered with a snapshot of the state can carry this id, so
+    /// that its event stream resumes exactly after the snapshot.
+    pub fn latest_id(&self) -> EventId {
+        let shared = self.shared();
+        EventId::new(shared.epoch, shared.lock().last_seq())
+    }
+
+    /// A snapshot of what the hub holds and has done.
+    pub fn metrics(&self) -> HubMetrics {
+        self.shared().lock().metrics()
+    }
+
+    /// The hub's policy.
+    pub fn config(&self) -> &HubConfig {
+        &self.shared().config
+    }
+}
+
+/// Refuses an event that cannot be encoded or already has an id, before
+/// taking the hub's lock.
+fn check(event: &Event) -> Result<(), HubError> {
+    if let Some(error) = event.error() {
+        return Err(HubError::event(error.clone()));
+    }
+    if event.has_id() {
+        return Err(HubError::id_set());
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = self.shared();
+        f.debug_struct("Hub")
+            .field("epoch", &EventId::new(shared.epoch, 0))
+            .field("config", &shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn hub_and_subscription_are_send_and_sync() {
+        assert_send_sync::<Hub>();
+        assert_send_sync::<Subscription>();
+    }
+}

@@ -120,3 +120,99 @@ impl<S: Stream> Stream for PollFlag<S> {
         self.inner.as_mut().poll_next(cx)
     }
 }
+
+/// How long end-to-end tests wait for anything: long enough for a loaded CI
+/// machine, never reached by a passing test.
+pub(crate) const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Awaits `future`, panicking with `what` if it takes longer than
+/// [`PATIENCE`].
+pub(crate) async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A plain HTTP/1.1 client for end-to-end tests.
+pub(crate) mod client {
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
+    use http::{Request, Response, header};
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpStream;
+    use tokio::task::JoinHandle;
+
+    /// One client connection; dropping it closes the connection.
+    pub(crate) struct Connection {
+        sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        task: JoinHandle<hyper::Result<()>>,
+    }
+
+    impl Connection {
+        /// Opens a connection to `addr`.
+        pub(crate) async fn open(addr: SocketAddr) -> Self {
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("http/1.1 handshake");
+            Self {
+                sender,
+                task: tokio::spawn(connection),
+            }
+        }
+
+        /// Sends `request` and waits for the response head.
+        pub(crate) async fn send(&mut self, request: Request<Full<Bytes>>) -> Response<Incoming> {
+            super::within("the response", self.sender.send_request(request))
+                .await
+                .expect("a response")
+        }
+    }
+
+    impl Drop for Connection {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// The request a browser's `EventSource` sends, with `Last-Event-ID` when
+    /// it reconnects.
+    pub(crate) fn event_source(
+        addr: SocketAddr,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Request<Full<Bytes>> {
+        let mut request = Request::get(path)
+            .header(header::HOST, addr.to_string())
+            .header(header::ACCEPT, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-store");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        request.body(Full::default()).expect("a valid request")
+    }
+
+    /// A `POST` of `body` to `path`.
+    pub(crate) fn post(addr: SocketAddr, path: &str, body: &str) -> Request<Full<Bytes>> {
+        Request::post(path)
+            .header(header::HOST, addr.to_string())
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+            .expect("a valid request")
+    }
+
+    /// Sends one request on a fresh connection, and returns the status and
+    /// the whole body.
+    pub(crate) async fn fetch(
+        addr: SocketAddr,
+        request: Request<Full<Bytes>>,
+    ) -> (http::StatusCode, Bytes) {
+        let mut connection = Connection::open(addr).await;
+        let response = connection.send(request).await;
+        let status = response.status();
+        let body = super::within("the body", super::collect_bytes(response.into_body())).await;
+        (status, body)
+    }
+}

@@ -1,0 +1,233 @@
+//! Server-Sent Events in [axum]: a response type for handlers, a
+//! `Last-Event-ID` extractor, and one policy for a whole router.
+//!
+//! A handler returns an [`SseResponse`] over any [`Stream`] of events. The
+//! app's policy (keep-alive, [`Shutdown`](crate::Shutdown), maximum age,
+//! error event, close hook) is set once, by layering
+//! [`SseConfigLayer`](crate::SseConfigLayer) around the router; a response
+//! that needs a policy of its own sets it with [`SseResponse::config`].
+//! [`LastEventId`] is an extractor, usually taken as `Option<LastEventId>`
+//! since a client's first request has none.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use axum::{Router, routing::get};
+//! use futures_util::stream::{self, StreamExt};
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
+//! use tower_sse::axum::SseResponse;
+//! use tower_sse::{Event, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer};
+//!
+//! async fn ticks(last_event_id: Option<LastEventId>) -> SseResponse<impl tower_sse::Stream<Item = Event>> {
+//!     // Resume after the last tick the client saw.
+//!     let start = last_event_id
+//!         .and_then(|id| id.parse::<u64>().ok())
+//!         .map_or(0, |id| id + 1);
+//!     let events = stream::iter(start..start + 3)
+//!         .map(|n| Event::new().id(n).event("tick").data(n.to_string()));
+//!     SseResponse::new(events)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let shutdown = Shutdown::new();
+//! let config = SseConfig::new()
+//!     .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+//!     .shutdown(shutdown.clone());
+//! let app = Router::new()
+//!     .route("/ticks", get(ticks))
+//!     .layer(SseConfigLayer::new(config));
+//!
+//! // Served with `axum::serve(listener, app).with_graceful_shutdown(..)`, where
+//! // the shutdown future calls `shutdown.trigger()`; here, one request:
+//! let request = http::Request::get("/ticks")
+//!     .header("last-event-id", "41")
+//!     .body(axum::body::Body::empty())
+//!     .unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(response.headers()["content-type"], "text/event-stream");
+//! let body = response.into_body().collect().await.unwrap().to_bytes();
+//! assert_eq!(
+//!     body,
+//!     "id: 42\nevent: tick\ndata: 42\n\n\
+//!      id: 43\nevent: tick\ndata: 43\n\n\
+//!      id: 44\nevent: tick\ndata: 44\n\n"
+//! );
+//! # }
+//! ```
+//!
+//! The tower service [`Sse`](crate::Sse) mounts as it is, with
+//! `Router::route_service`.
+//!
+//! [axum]: https://docs.rs/axum
+
+use std::fmt;
+use std::future::{Future, ready};
+
+use axum_core::body::Body;
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use futures_core::Stream;
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::config::SseConfig;
+use crate::error::InvalidLastEventId;
+use crate::event::IntoEncodedEvent;
+use crate::last_event_id::{LAST_EVENT_ID, LastEventId};
+use crate::response::stream_response;
+
+/// An axum response that streams events as `text/event-stream`.
+///
+/// Return it from a handler. The stream's items are
+/// [`Event`](crate::Event)s, [`EncodedEvent`](crate::EncodedEvent)s, or
+/// `Result`s of either (see [`IntoEncodedEvent`]). The response is
+/// `200 OK` with the SSE headers; to tell a client to stop reconnecting,
+/// answer `StatusCode::NO_CONTENT` instead.
+///
+/// Without [`config`](SseResponse::config), the response follows the policy of
+/// the nearest [`SseConfigLayer`](crate::SseConfigLayer) around the router,
+/// or the default policy when there is none.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use futures_util::stream;
+/// use tower_sse::axum::SseResponse;
+/// use tower_sse::{Event, KeepAlive, SseConfig};
+///
+/// async fn handler() -> SseResponse<impl tower_sse::Stream<Item = Event>> {
+///     let events = stream::iter([Event::new().event("greeting").data("hello")]);
+///     SseResponse::new(events).config(
+///         SseConfig::new().keep_alive(KeepAlive::new().interval(Duration::from_secs(5))),
+///     )
+/// }
+/// # let _ = axum::Router::<()>::new().route("/", axum::routing::get(handler));
+/// ```
+#[derive(Clone)]
+#[must_use = "an SseResponse does nothing until a handler returns it"]
+pub struct SseResponse<S> {
+    stream: S,
+    config: Option<SseConfig>,
+}
+
+impl<S> SseResponse<S> {
+    /// A response over `stream`, with the policy of the surrounding
+    /// [`SseConfigLayer`](crate::SseConfigLayer).
+    pub fn new(stream: S) -> Self {
+        Self {
+            stream,
+            config: None,
+        }
+    }
+
+    /// Uses this policy for this response, whatever the surrounding layer's.
+    pub fn config(mut self, config: SseConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+}
+
+impl<S> IntoResponse for SseResponse<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: IntoEncodedEvent,
+{
+    fn into_response(self) -> Response {
+        stream_response(self.stream, self.config).map(Body::new)
+    }
+}
+
+impl<S> fmt::Debug for SseResponse<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SseResponse")
+            .field("stream", &std::any::type_name::<S>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Extracts the client's `Last-Event-ID`.
+///
+/// As `LastEventId`, a request without a valid header is rejected with
+/// [`LastEventIdRejection`] (`400 Bad Request`). As `Option<LastEventId>`, the
+/// usual form for an SSE endpoint, a missing or invalid header is `None`. A
+/// header sent more than once counts as invalid.
+impl<S> FromRequestParts<S> for LastEventId {
+    type Rejection = LastEventIdRejection;
+
+    fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        ready(extract(parts))
+    }
+}
+
+impl<S> OptionalFromRequestParts<S> for LastEventId {
+    type Rejection = std::convert::Infallible;
+
+    fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> impl Future<Output = Result<Option<Self>, Self::Rejection>> + Send {
+        ready(Ok(LastEventId::from_headers(&parts.headers)))
+    }
+}
+
+fn extract(parts: &Parts) -> Result<LastEventId, LastEventIdRejection> {
+    let mut values = parts.headers.get_all(&LAST_EVENT_ID).iter();
+    let value = values
+        .next()
+        .ok_or(LastEventIdRejection(RejectionKind::Missing))?;
+    if values.next().is_some() {
+        return Err(LastEventIdRejection(RejectionKind::Repeated));
+    }
+    LastEventId::from_header_value(value)
+        .map_err(|error| LastEventIdRejection(RejectionKind::Invalid(error)))
+}
+
+/// The rejection of the [`LastEventId`] extractor: the request had no valid
+/// `Last-Event-ID` header. Answers `400 Bad Request`.
+#[derive(Debug)]
+pub struct LastEventIdRejection(RejectionKind);
+
+#[derive(Debug)]
+enum RejectionKind {
+    Missing,
+    Repeated,
+    Invalid(InvalidLastEventId),
+}
+
+impl LastEventIdRejection {
+    /// Whether the request had no `Last-Event-ID` header at all.
+    pub fn is_missing(&self) -> bool {
+        matches!(self.0, RejectionKind::Missing)
+    }
+}
+
+impl fmt::Display for LastEventIdRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            RejectionKind::Missing => f.write_str("missing last-event-id header"),
+            RejectionKind::Repeated => f.write_str("last-event-id header sent more than once"),
+            RejectionKind::Invalid(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl std::error::Error for LastEventIdRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0 {
+            RejectionKind::Invalid(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for LastEventIdRejection {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, self.to_string()).into_response()
+    }
+}

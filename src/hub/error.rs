@@ -1,0 +1,65 @@
+//! The hub's error type.
+
+use std::fmt;
+
+use crate::error::EventError;
+
+/// An event that the hub refused: it could not be encoded, or it already had
+/// an id.
+///
+/// Returned by [`Hub::publish`](super::Hub::publish) and
+/// [`Hub::send_to`](super::Hub::send_to); a refused event reaches no one.
+#[derive(Debug, Clone)]
+pub struct HubError {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Event(EventError),
+    IdSet,
+}
+
+impl HubError {
+    pub(crate) fn event(error: EventError) -> Self {
+        Self {
+            kind: Kind::Event(error),
+        }
+    }
+
+    pub(crate) fn id_set() -> Self {
+        Self { kind: Kind::IdSet }
+    }
+
+    /// The event already had an id. The hub assigns every id itself, so that
+    /// a client's `Last-Event-ID` always names a position it can resume from.
+    pub fn is_id_set(&self) -> bool {
+        matches!(self.kind, Kind::IdSet)
+    }
+
+    /// The event's own error, when it could not be encoded.
+    pub fn event_error(&self) -> Option<&EventError> {
+        match &self.kind {
+            Kind::Event(error) => Some(error),
+            Kind::IdSet => None,
+        }
+    }
+}
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Event(_) => f.write_str("sse hub event could not be encoded"),
+            Kind::IdSet => f.write_str("sse hub event already has an id; the hub assigns ids"),
+        }
+    }
+}
+
+impl std::error::Error for HubError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Event(error) => Some(error),
+            Kind::IdSet => None,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `Subscription`: one connection's stream of events from a hub.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::{FusedStream, Stream};
+
+use crate::error::Lagged;
+use crate::event::EncodedEvent;
+
+use super::Shared;
+use super::queue::{End, Popped, Queue};
+
+/// One connection's stream of events from a [`Hub`](super::Hub), made by
+/// [`Hub::subscribe`](super::Hub::subscribe) or
+/// [`Hub::subscribe_client`](super::Hub::subscribe_client).
+///
+/// It yields, in order: the resync signal if its `Last-Event-ID` could not be
+/// honoured, else the retained events after that id; then live events as they
+/// are published or sent. Serve it as the body of an SSE response: its items
+/// are `Result<EncodedEvent, Lagged>`, which
+/// [`SseBody`](crate::SseBody) accepts directly.
+///
+/// The stream ends (`None`) when every [`Hub`](super::Hub) handle has been
+/// dropped. If it falls behind under
+/// [`LagPolicy::Disconnect`](super::LagPolicy::Disconnect) it yields the
+/// events already queued, the `retry:` hint, then `Err(Lagged)`, then ends.
+///
+/// Dropping it unregisters it at once: from its topics and, for a client's
+/// subscription, from the client registry.
+#[must_use = "streams do nothing unless polled"]
+pub struct Subscription {
+    shared: Arc<Shared>,
+    key: u64,
+    queue: Arc<Queue>,
+    /// The resync signal or the replayed events, yielded before the queue.
+    replay: VecDeque<EncodedEvent>,
+    phase: Phase,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Live,
+    /// The queue ended for lag; `Err(Lagged)` is next.
+    Lagged,
+    Done,
+}
+
+impl Subscription {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        key: u64,
+        queue: Arc<Queue>,
+        replay: VecDeque<EncodedEvent>,
+    ) -> Self {
+        Self {
+            shared,
+            key,
+            queue,
+            replay,
+            phase: Phase::Live,
+        }
+    }
+
+    /// How many events are ready to be yielded: replayed events not yet taken
+    /// plus the live queue. The live queue never holds more than
+    /// [`HubConfig::queue_capacity`](super::HubConfig::queue_capacity).
+    pub fn queued(&self) -> usize {
+        self.replay.len() + self.queue.len()
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<EncodedEvent, Lagged>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(event) = this.replay.pop_front() {
+            return Poll::Ready(Some(Ok(event)));
+        }
+        match this.phase {
+            Phase::Live => {}
+            Phase::Lagged => {
+                this.phase = Phase::Done;
+                return Poll::Ready(Some(Err(Lagged::new())));
+            }
+            Phase::Done => return Poll::Ready(None),
+        }
+        loop {
+            return match this.queue.poll_pop(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Popped::Event(event)) => Poll::Ready(Some(Ok(event))),
+                Poll::Ready(Popped::Gap) => match &this.shared.gap_signal {
+                    Some(signal) => Poll::Ready(Some(Ok(signal.clone()))),
+                    None => continue,
+                },
+                Poll::Ready(Popped::End(End::Lagged)) => match &this.shared.lag_hint {
+                    Some(hint) => {
+                        this.phase = Phase::Lagged;
+                        Poll::Ready(Some(Ok(hint.clone())))
+                    }
+                    None => {
+                        this.phase = Phase::Done;
+                        Poll::Ready(Some(Err(Lagged::new())))
+                    }
+                },
+                Poll::Ready(Popped::End(End::Closed)) => {
+                    this.phase = Phase::Done;
+                    Poll::Ready(None)
+                }
+            };
+        }
+    }
+}
+
+impl FusedStream for Subscription {
+    fn is_terminated(&self) -> bool {
+        self.phase == Phase::Done && self.replay.is_empty()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.shared.lock().unsubscribe(self.key) {
+            tracing::debug!(subscriber = self.key, "sse hub subscriber disconnected");
+        }
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("key", &self.key)
+            .field("queued", &self.queued())
+            .field("phase", &self.phase)
+            .finish()
+    }
+}

@@ -1,0 +1,243 @@
+//! Server-Sent Events in [warp]: a reply type, a `Last-Event-ID` filter, and
+//! one policy for a whole set of routes.
+//!
+//! A route replies with an [`SseReply`] over any [`Stream`] of events,
+//! framed by tower-sse's encoder. The policy (keep-alive,
+//! [`Shutdown`](crate::Shutdown), maximum age, error event, close hook) is set
+//! once for all routes with [`apply_config`], or for one reply with
+//! [`SseReply::config`]. [`last_event_id`] extracts the client's
+//! `Last-Event-ID`.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use futures_util::stream::{self, StreamExt};
+//! use tower_sse::warp::{SseReply, apply_config, last_event_id};
+//! use tower_sse::{Event, KeepAlive, LastEventId, Shutdown, SseConfig};
+//! use warp::Filter;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let ticks = warp::path("ticks")
+//!     .and(last_event_id())
+//!     .map(|last_event_id: Option<LastEventId>| {
+//!         // Resume after the last tick the client saw.
+//!         let start = last_event_id
+//!             .and_then(|id| id.parse::<u64>().ok())
+//!             .map_or(0, |id| id + 1);
+//!         let events = stream::iter(start..start + 2)
+//!             .map(|n| Event::new().id(n).event("tick").data(n.to_string()));
+//!         SseReply::new(events)
+//!     });
+//!
+//! let shutdown = Shutdown::new();
+//! let config = SseConfig::new()
+//!     .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+//!     .shutdown(shutdown.clone());
+//! let routes = apply_config(ticks, config);
+//!
+//! // Served with `warp::serve(routes)...graceful(..)`, where the graceful
+//! // future calls `shutdown.trigger()`; here, one request:
+//! let response = warp::test::request()
+//!     .path("/ticks")
+//!     .header("last-event-id", "41")
+//!     .reply(&routes)
+//!     .await;
+//! assert_eq!(response.headers()["content-type"], "text/event-stream");
+//! assert_eq!(
+//!     response.body(),
+//!     "id: 42\nevent: tick\ndata: 42\n\nid: 43\nevent: tick\ndata: 43\n\n"
+//! );
+//! # }
+//! ```
+//!
+//! `warp::sse` is not used: its encoder loses leading spaces and splits data
+//! on LF only.
+//!
+//! [warp]: https://docs.rs/warp
+
+use std::convert::Infallible;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::HeaderMap;
+use http_body::Body as _;
+use warp::Filter;
+use warp::reply::{Reply, Response};
+
+use crate::body::SseBody;
+use crate::config::{ConfigSlot, SseConfig};
+use crate::error::BoxError;
+use crate::event::IntoEncodedEvent;
+use crate::last_event_id::LastEventId;
+use crate::response::stream_response;
+
+/// A warp reply that streams events as `text/event-stream`.
+///
+/// The stream's items are [`Event`](crate::Event)s,
+/// [`EncodedEvent`](crate::EncodedEvent)s, or `Result`s of either (see
+/// [`IntoEncodedEvent`]). The reply is `200 OK` with the SSE headers; to
+/// tell a client to stop reconnecting, reply `StatusCode::NO_CONTENT`
+/// instead.
+///
+/// Without [`config`](SseReply::config), the reply follows the policy given to
+/// [`apply_config`] (or to an [`SseConfigLayer`](crate::SseConfigLayer) around
+/// `warp::service`), or the default policy when there is none.
+#[derive(Clone)]
+#[must_use = "an SseReply does nothing until a route returns it"]
+pub struct SseReply<S> {
+    stream: S,
+    config: Option<SseConfig>,
+}
+
+impl<S> SseReply<S> {
+    /// A reply over `stream`, with the policy of the surrounding
+    /// [`apply_config`].
+    pub fn new(stream: S) -> Self {
+        Self {
+            stream,
+            config: None,
+        }
+    }
+
+    /// Uses this policy for this reply, whatever the surrounding one.
+    pub fn config(mut self, config: SseConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+}
+
+impl<S> Reply for SseReply<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: IntoEncodedEvent,
+{
+    fn into_response(self) -> Response {
+        let (parts, body) = stream_response(self.stream, self.config).into_parts();
+        // `reply::stream` is warp's public way to stream a body.
+        let body = warp::reply::stream(Frames::new(body))
+            .into_response()
+            .into_body();
+        Response::from_parts(parts, body)
+    }
+}
+
+impl<S> fmt::Debug for SseReply<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SseReply")
+            .field("stream", &std::any::type_name::<S>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The data frames of an [`SseBody`], as the `Send + Sync` stream that warp
+/// requires.
+///
+/// The body is only ever reached through `&mut`, so `Mutex::get_mut` never
+/// locks: the mutex is there to make the stream `Sync` when the event stream is
+/// only `Send`.
+struct Frames<S> {
+    body: Mutex<Pin<Box<SseBody<S>>>>,
+}
+
+impl<S> Frames<S> {
+    fn new(body: SseBody<S>) -> Self {
+        Self {
+            body: Mutex::new(Box::pin(body)),
+        }
+    }
+}
+
+impl<S> Stream for Frames<S>
+where
+    S: Stream,
+    S::Item: IntoEncodedEvent,
+{
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let body = self
+            .get_mut()
+            .body
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match ready!(body.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    // An SSE body has no trailers; skip any all the same.
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+/// A filter that extracts the client's `Last-Event-ID`; `None` when the header
+/// is missing, invalid, or sent more than once. It never rejects.
+///
+/// ```
+/// use tower_sse::LastEventId;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let filter = tower_sse::warp::last_event_id();
+/// let id = warp::test::request()
+///     .header("last-event-id", "7")
+///     .filter(&filter)
+///     .await
+///     .unwrap();
+/// assert_eq!(id, Some(LastEventId::new("7").unwrap()));
+/// # }
+/// ```
+pub fn last_event_id()
+-> impl Filter<Extract = (Option<LastEventId>,), Error = Infallible> + Clone + Send + Sync + 'static
+{
+    // The header map is cloned once per connection; its values are shared
+    // `Bytes`.
+    warp::header::headers_cloned().map(|headers: HeaderMap| LastEventId::from_headers(&headers))
+}
+
+/// Applies `config` to every [`SseReply`] made by `filter` that has no policy
+/// of its own: warp's counterpart of [`SseConfigLayer`](crate::SseConfigLayer).
+///
+/// Other replies pass through untouched. When several are nested, the
+/// innermost wins.
+///
+/// ```
+/// use futures_util::stream;
+/// use tower_sse::warp::{SseReply, apply_config};
+/// use tower_sse::{Event, Shutdown, SseConfig};
+/// use warp::Filter;
+///
+/// let shutdown = Shutdown::new();
+/// let events = warp::path("events")
+///     .map(|| SseReply::new(stream::iter([Event::new().data("hello")])));
+/// let health = warp::path("health").map(|| "ok");
+/// let routes = apply_config(events.or(health), SseConfig::new().shutdown(shutdown.clone()));
+/// # let _ = routes;
+/// ```
+pub fn apply_config<F, R>(
+    filter: F,
+    config: SseConfig,
+) -> impl Filter<Extract = (Response,), Error = F::Error> + Clone + Send + Sync + 'static
+where
+    F: Filter<Extract = (R,)> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    filter.map(move |reply: R| {
+        let mut response = reply.into_response();
+        if let Some(slot) = response.extensions_mut().remove::<ConfigSlot>() {
+            slot.set(config.clone());
+        }
+        response
+    })
+}

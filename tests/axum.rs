@@ -1,0 +1,377 @@
+//! The axum adapter end to end: an `axum::serve` server on 127.0.0.1, a
+//! hyper client, and every stream read back through `tower_sse::decode`.
+//!
+//! These tests wait on the network, so they run on the real clock with
+//! bounded waits; every one of them ends by itself.
+
+#![cfg(feature = "axum")]
+
+mod support;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::routing::get;
+use futures_util::stream::{self, Stream, StreamExt};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::{ServiceBuilder, service_fn};
+use tower_sse::axum::SseResponse;
+use tower_sse::decode::{DecodeStream, MessageEvent};
+use tower_sse::{
+    CloseReason, Event, Farewell, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer,
+    SseLayer,
+};
+
+use support::client::{self, Connection};
+use support::{CloseRecorder, within};
+
+type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// Serves `app` on a fresh 127.0.0.1 port until `stop` resolves (or forever),
+/// with axum's graceful shutdown.
+async fn serve<F>(app: Router, stop: F) -> (SocketAddr, JoinHandle<std::io::Result<()>>)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+    });
+    (addr, server)
+}
+
+/// Opens an event stream at `path` and returns its decoder.
+async fn open(
+    addr: SocketAddr,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> (Connection, DecodeStream<Incoming>) {
+    let mut connection = Connection::open(addr).await;
+    let response = connection
+        .send(client::event_source(addr, path, last_event_id))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    (connection, DecodeStream::new(response.into_body()))
+}
+
+async fn next_event(events: &mut DecodeStream<Incoming>) -> Option<MessageEvent> {
+    within("the next event", events.next())
+        .await
+        .map(|event| event.expect("the stream decodes"))
+}
+
+/// (type, data, last event id) of every event until the stream ends.
+async fn all_events(mut events: DecodeStream<Incoming>) -> Vec<(String, String, String)> {
+    let mut received = Vec::new();
+    while let Some(event) = next_event(&mut events).await {
+        received.push((event.event_type, event.data, event.last_event_id));
+    }
+    received
+}
+
+fn triple(event_type: &str, data: &str, id: &str) -> (String, String, String) {
+    (event_type.into(), data.into(), id.into())
+}
+
+/// Waits until `recorder` holds `count` reasons.
+async fn closed(recorder: &CloseRecorder, count: usize) -> Vec<CloseReason> {
+    within("the close hook", async {
+        while recorder.reasons().len() < count {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    recorder.reasons()
+}
+
+/// One event, then nothing for ever.
+fn one_then_idle(data: &'static str) -> EventStream {
+    Box::pin(stream::iter([Event::new().id(1).data(data)]).chain(stream::pending()))
+}
+
+#[tokio::test]
+async fn events_arrive_exactly_as_sent_with_sse_headers() {
+    async fn handler(last_event_id: Option<LastEventId>) -> SseResponse<EventStream> {
+        let next = last_event_id
+            .and_then(|id| id.parse::<u64>().ok())
+            .map_or(0, |id| id + 1);
+        let events = [
+            Event::new()
+                .id(next)
+                .event("greeting")
+                .data("line one\nline two\r\nline three\rline four"),
+            Event::new().data(""),
+            Event::new().id(next + 1).data("héllo wörld ✓ 🌍 日本語"),
+            Event::new().data("  two leading spaces, one trailing newline\n"),
+            Event::new().comment("not dispatched"),
+            Event::new().id(next + 2).event("bye").data("data: not a field"),
+        ];
+        SseResponse::new(Box::pin(stream::iter(events)))
+    }
+    let app = Router::new().route("/events", get(handler));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let mut connection = Connection::open(addr).await;
+    let response = connection
+        .send(client::event_source(addr, "/events", Some("41")))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    assert!(!headers.contains_key(header::CONTENT_LENGTH));
+
+    assert_eq!(
+        all_events(DecodeStream::new(response.into_body())).await,
+        [
+            triple(
+                "greeting",
+                "line one\nline two\nline three\nline four",
+                "42"
+            ),
+            triple("message", "", "42"),
+            triple("message", "héllo wörld ✓ 🌍 日本語", "43"),
+            triple(
+                "message",
+                "  two leading spaces, one trailing newline\n",
+                "43"
+            ),
+            triple("bye", "data: not a field", "44"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn router_layer_keeps_an_idle_stream_alive() {
+    let config = SseConfig::new().keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_millis(50))
+            .text("ping"),
+    );
+    let app = Router::new()
+        .route("/events", get(|| async { SseResponse::new(one_then_idle("hi")) }))
+        .layer(SseConfigLayer::new(config));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let mut connection = Connection::open(addr).await;
+    let response = connection
+        .send(client::event_source(addr, "/events", None))
+        .await;
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    while received.len() < b"id: 1\ndata: hi\n\n: ping\n\n: ping\n\n".len() {
+        let frame = within("a frame", body.frame())
+            .await
+            .expect("the stream stays open")
+            .expect("no error");
+        received.extend_from_slice(&frame.into_data().expect("a data frame"));
+    }
+    assert_eq!(received, b"id: 1\ndata: hi\n\n: ping\n\n: ping\n\n");
+}
+
+#[tokio::test]
+async fn response_config_wins_over_the_router_layer() {
+    let from_layer = CloseRecorder::new();
+    let from_response = CloseRecorder::new();
+    let hook = from_response.hook();
+    let response_config = SseConfig::new().on_close(hook);
+    let app = Router::new()
+        .route(
+            "/events",
+            get(move || {
+                let config = response_config.clone();
+                async move {
+                    SseResponse::new(stream::iter([Event::new().data("only")])).config(config)
+                }
+            }),
+        )
+        .layer(SseConfigLayer::new(
+            SseConfig::new().on_close(from_layer.hook()),
+        ));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let (_connection, events) = open(addr, "/events", None).await;
+    assert_eq!(all_events(events).await, [triple("message", "only", "")]);
+    assert_eq!(
+        closed(&from_response, 1).await,
+        [CloseReason::StreamEnded]
+    );
+    assert_eq!(from_layer.reasons(), []);
+}
+
+#[tokio::test]
+async fn last_event_id_extractor_accepts_only_a_valid_header() {
+    let app = Router::new()
+        .route("/required", get(|id: LastEventId| async move { id.into_string() }))
+        .route(
+            "/optional",
+            get(|id: Option<LastEventId>| async move {
+                id.map_or_else(|| "none".to_owned(), LastEventId::into_string)
+            }),
+        );
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let request = |path: &str, ids: &[&str]| {
+        let mut request = client::event_source(addr, path, None);
+        for id in ids {
+            request
+                .headers_mut()
+                .append("last-event-id", id.parse().unwrap());
+        }
+        request
+    };
+    let cases: [(&[&str], StatusCode, &str, &str); 5] = [
+        (&["42"], StatusCode::OK, "42", "42"),
+        (&["événement-7"], StatusCode::OK, "événement-7", "événement-7"),
+        (&[], StatusCode::BAD_REQUEST, "missing last-event-id header", "none"),
+        (&["a\tb"], StatusCode::BAD_REQUEST, "last-event-id contains a control character", "none"),
+        (&["1", "2"], StatusCode::BAD_REQUEST, "last-event-id header sent more than once", "none"),
+    ];
+    for (ids, status, required, optional) in cases {
+        let (got_status, body) = client::fetch(addr, request("/required", ids)).await;
+        assert_eq!((got_status, &body[..]), (status, required.as_bytes()), "{ids:?}");
+        let (got_status, body) = client::fetch(addr, request("/optional", ids)).await;
+        assert_eq!((got_status, &body[..]), (StatusCode::OK, optional.as_bytes()), "{ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn no_content_tells_the_client_to_stop() {
+    let closes = CloseRecorder::new();
+    let app = Router::new()
+        .route(
+            "/events",
+            get(|id: Option<LastEventId>| async move {
+                if id.is_some() {
+                    // This client has seen everything there is.
+                    return Err(StatusCode::NO_CONTENT);
+                }
+                Ok(SseResponse::new(stream::iter([Event::new().id(1).data("all")])))
+            }),
+        )
+        .layer(SseConfigLayer::new(SseConfig::new().on_close(closes.hook())));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let (_connection, events) = open(addr, "/events", None).await;
+    assert_eq!(all_events(events).await, [triple("message", "all", "1")]);
+
+    let (status, body) = client::fetch(addr, client::event_source(addr, "/events", Some("1"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(body.is_empty());
+    assert_eq!(closes.reasons(), [CloseReason::StreamEnded]);
+}
+
+#[tokio::test]
+async fn client_disconnect_is_reported() {
+    let closes = CloseRecorder::new();
+    let app = Router::new()
+        .route("/events", get(|| async { SseResponse::new(one_then_idle("hi")) }))
+        .layer(SseConfigLayer::new(SseConfig::new().on_close(closes.hook())));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let (connection, mut events) = open(addr, "/events", None).await;
+    assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
+    assert_eq!(closes.reasons(), []);
+    drop(events);
+    drop(connection);
+    assert_eq!(closed(&closes, 1).await, [CloseReason::ClientGone]);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_completes_with_clients_connected() {
+    let shutdown = Shutdown::new();
+    let closes = CloseRecorder::new();
+    let config = SseConfig::new()
+        .shutdown(shutdown.clone())
+        .farewell(Farewell::new().event(Event::new().event("bye").data("restarting")))
+        .on_close(closes.hook());
+    let app = Router::new()
+        .route("/events", get(|| async { SseResponse::new(one_then_idle("hi")) }))
+        .route("/health", get(|| async { "ok" }))
+        .layer(SseConfigLayer::new(config));
+
+    // What an application writes: the server's shutdown future triggers the
+    // SSE shutdown signal.
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (addr, server) = serve(app, async move {
+        let _ = stopped.await;
+        shutdown.trigger();
+    })
+    .await;
+
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (connection, mut events) = open(addr, "/events", None).await;
+        assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
+        clients.push((connection, events));
+    }
+    stop.send(()).unwrap();
+
+    for (_connection, events) in clients {
+        assert_eq!(all_events(events).await, [triple("bye", "restarting", "1")]);
+    }
+    within("the server to shut down", server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        closes.reasons(),
+        [CloseReason::Shutdown, CloseReason::Shutdown]
+    );
+}
+
+#[tokio::test]
+async fn core_service_mounts_with_route_service() {
+    let service = ServiceBuilder::new()
+        .layer(SseLayer::new())
+        .service(service_fn(|request: Request<axum::body::Body>| async move {
+            let id = request.extensions().get::<LastEventId>().cloned();
+            let data = id.map_or_else(|| "none".to_owned(), LastEventId::into_string);
+            Ok::<_, Infallible>(Response::new(stream::iter([Event::new().data(data)])))
+        }));
+    let app = Router::new().route_service("/events", service);
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let (_connection, events) = open(addr, "/events", Some("9")).await;
+    assert_eq!(all_events(events).await, [triple("message", "9", "")]);
+}
+
+#[tokio::test]
+async fn handler_headers_and_status_compose_with_the_response() {
+    let app = Router::new().route(
+        "/events",
+        get(|| async {
+            (
+                [(header::CACHE_CONTROL, "no-store"), (header::VARY, "cookie")],
+                SseResponse::new(stream::iter([Event::new().data("x")])),
+            )
+        }),
+    );
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let mut connection = Connection::open(addr).await;
+    let response = connection
+        .send(client::event_source(addr, "/events", None))
+        .await;
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(response.headers()[header::VARY], "cookie");
+    let events = pin!(DecodeStream::new(response.into_body()));
+    let events: Vec<_> = within("the stream", events.collect::<Vec<_>>()).await;
+    assert_eq!(events.len(), 1);
+}

@@ -1,0 +1,188 @@
+//! A real browser's `EventSource` against an axum server on 127.0.0.1:
+//! headless Chromium, driven through chromedriver.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` packages. Without them the
+//! test fails when `CI` is set, and is skipped (loudly) otherwise.
+
+#![cfg(feature = "axum")]
+
+mod support;
+
+#[path = "browser/webdriver.rs"]
+mod webdriver;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
+use futures_util::FutureExt;
+use futures_util::stream::{self, Stream};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tower_sse::axum::SseResponse;
+use tower_sse::{Event, LastEventId};
+
+use webdriver::{CHROMIUM_FLAGS, Driver, TempDir, find_program};
+
+const PAGE: &str = include_str!("browser/page.html");
+
+type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// The `Last-Event-ID` header of every request to `/events`, as sent.
+#[derive(Clone, Default)]
+struct Requests(Arc<Mutex<Vec<Option<String>>>>);
+
+/// The first connection gets every kind of data, then the stream ends; the
+/// reconnection resumes after the `Last-Event-ID` it sends; after that, `204`
+/// tells the browser to stop.
+async fn events(
+    State(requests): State<Requests>,
+    headers: HeaderMap,
+    last_event_id: Option<LastEventId>,
+) -> Result<SseResponse<EventStream>, StatusCode> {
+    let sent = headers
+        .get("last-event-id")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    requests.0.lock().unwrap().push(sent);
+
+    let events = match last_event_id.as_ref().map(LastEventId::as_str) {
+        None => vec![
+            Event::new()
+                .retry(Duration::from_millis(100))
+                .id(1)
+                .data("plain"),
+            Event::new().data("line one\nline two\r\nline three\rline four"),
+            Event::new().event("greeting").data("héllo wörld ✓ 🌍 日本語"),
+            Event::new().data("  two leading spaces"),
+            Event::new().data(""),
+            Event::new().event("update").data("\n"),
+            Event::new().data("trailing newline\n"),
+            Event::new().data("nul\0inside"),
+            Event::new()
+                .id(2)
+                .event("greeting")
+                .data("last before the stream ends"),
+        ],
+        Some("2") => vec![
+            Event::new().id(3).data("resumed after 2"),
+            Event::new().id(4).event("bye").data("done"),
+        ],
+        Some(_) => return Err(StatusCode::NO_CONTENT),
+    };
+    Ok(SseResponse::new(Box::pin(stream::iter(events))))
+}
+
+async fn serve(requests: Requests) -> SocketAddr {
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/events", get(events))
+        .with_state(requests);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// Chromium and chromedriver, or `None` when the test is to be skipped.
+fn browser_programs() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let chromium = find_program("chromium").or_else(|| find_program("chromium-browser"));
+    let chromedriver = find_program("chromedriver");
+    match (chromium, chromedriver) {
+        (Some(chromium), Some(chromedriver)) => Some((chromium, chromedriver)),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "the browser test needs Chromium and chromedriver: \
+             apt-get install -y chromium chromium-driver"
+        ),
+        _ => {
+            // Straight to stderr: the test harness would swallow `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n\
+                 ********************************************************************\n\
+                 * SKIPPED: the browser test needs `chromium` and `chromedriver`.   *\n\
+                 * On Debian: apt-get install -y chromium chromium-driver           *\n\
+                 ********************************************************************\n"
+            );
+            None
+        }
+    }
+}
+
+fn event(event_type: &str, data: &str, last_event_id: &str) -> Value {
+    serde_json::json!({ "type": event_type, "data": data, "lastEventId": last_event_id })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_receives_exact_data_and_resumes_after_reconnecting() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let requests = Requests::default();
+    let addr = serve(requests.clone()).await;
+
+    let profile = TempDir::new("tower-sse-chromium");
+    let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|&flag| flag.to_owned()).collect();
+    args.push(format!("--user-data-dir={}", profile.path().display()));
+    // Belt and braces: no host name resolves, so nothing but 127.0.0.1 is
+    // reachable.
+    args.push("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1".to_owned());
+
+    let driver = Driver::start(&chromedriver).await;
+    let session = driver.session(&chromium, &args).await;
+    let outcome = AssertUnwindSafe(async {
+        session.goto(&format!("http://{addr}/")).await;
+        let poll = async {
+            loop {
+                let state = session.execute("return window.sseState;").await;
+                if state["closed"] == true {
+                    return state;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(15), poll)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the EventSource did not close within 15 s; server saw {:?}", requests.0.lock().unwrap())
+            })
+    })
+    .catch_unwind()
+    .await;
+    session.close().await;
+    drop(driver);
+    let state = match outcome {
+        Ok(state) => state,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+
+    assert_eq!(
+        state["events"],
+        Value::Array(vec![
+            event("message", "plain", "1"),
+            event("message", "line one\nline two\nline three\nline four", "1"),
+            event("greeting", "héllo wörld ✓ 🌍 日本語", "1"),
+            event("message", "  two leading spaces", "1"),
+            event("message", "", "1"),
+            event("update", "\n", "1"),
+            event("message", "trailing newline\n", "1"),
+            event("message", "nul\0inside", "1"),
+            event("greeting", "last before the stream ends", "2"),
+            event("message", "resumed after 2", "3"),
+            event("bye", "done", "4"),
+        ])
+    );
+    // Two streams opened; the third request got 204 and closed the source.
+    assert_eq!(state["opens"], 2);
+    assert_eq!(
+        *requests.0.lock().unwrap(),
+        [None, Some("2".to_owned()), Some("4".to_owned())]
+    );
+}

@@ -1,0 +1,317 @@
+//! The warp adapter end to end: a `warp::serve` server on 127.0.0.1, a hyper
+//! client, and every stream read back through `tower_sse::decode`.
+//!
+//! These tests wait on the network, so they run on the real clock with
+//! bounded waits; every one of them ends by itself.
+
+#![cfg(feature = "warp")]
+
+mod support;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::stream::{self, Stream, StreamExt};
+use http::{StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::Layer;
+use tower_sse::decode::{DecodeStream, MessageEvent};
+use tower_sse::warp::{SseReply, apply_config, last_event_id};
+use tower_sse::{
+    CloseReason, Event, Farewell, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer,
+};
+use warp::Filter;
+use warp::reply::Reply;
+
+use support::client::{self, Connection};
+use support::{CloseRecorder, within};
+
+type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// Serves `routes` on a fresh 127.0.0.1 port until `stop` resolves (or
+/// forever), with warp's graceful shutdown.
+async fn serve<F, R>(routes: F, stop: impl Future<Output = ()> + Send + 'static) -> (SocketAddr, JoinHandle<()>)
+where
+    F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = warp::serve(routes).incoming(listener).graceful(stop).run();
+    (addr, tokio::spawn(server))
+}
+
+async fn open(
+    addr: SocketAddr,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> (Connection, DecodeStream<Incoming>) {
+    let mut connection = Connection::open(addr).await;
+    let response = connection
+        .send(client::event_source(addr, path, last_event_id))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    (connection, DecodeStream::new(response.into_body()))
+}
+
+async fn next_event(events: &mut DecodeStream<Incoming>) -> Option<MessageEvent> {
+    within("the next event", events.next())
+        .await
+        .map(|event| event.expect("the stream decodes"))
+}
+
+async fn all_events(mut events: DecodeStream<Incoming>) -> Vec<(String, String, String)> {
+    let mut received = Vec::new();
+    while let Some(event) = next_event(&mut events).await {
+        received.push((event.event_type, event.data, event.last_event_id));
+    }
+    received
+}
+
+fn triple(event_type: &str, data: &str, id: &str) -> (String, String, String) {
+    (event_type.into(), data.into(), id.into())
+}
+
+async fn closed(recorder: &CloseRecorder, count: usize) -> Vec<CloseReason> {
+    within("the close hook", async {
+        while recorder.reasons().len() < count {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    recorder.reasons()
+}
+
+fn one_then_idle(data: &'static str) -> EventStream {
+    Box::pin(stream::iter([Event::new().id(1).data(data)]).chain(stream::pending()))
+}
+
+fn events_route() -> impl Filter<Extract = (SseReply<EventStream>,), Error = warp::Rejection> + Clone
+{
+    warp::path("events").map(|| SseReply::new(one_then_idle("hi")))
+}
+
+#[tokio::test]
+async fn events_arrive_exactly_as_sent_with_sse_headers() {
+    let routes = warp::path("events")
+        .and(last_event_id())
+        .map(|last_event_id: Option<LastEventId>| {
+            let next = last_event_id
+                .and_then(|id| id.parse::<u64>().ok())
+                .map_or(0, |id| id + 1);
+            SseReply::new(stream::iter([
+                Event::new()
+                    .id(next)
+                    .event("greeting")
+                    .data("line one\nline two\r\nline three\rline four"),
+                Event::new().data(""),
+                Event::new().id(next + 1).data("héllo wörld ✓ 🌍 日本語"),
+                Event::new().data("  two leading spaces, one trailing newline\n"),
+                Event::new().comment("not dispatched"),
+                Event::new().id(next + 2).event("bye").data("data: not a field"),
+            ]))
+        });
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let mut connection = Connection::open(addr).await;
+    let response = connection
+        .send(client::event_source(addr, "/events", Some("41")))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    assert!(!headers.contains_key(header::CONTENT_LENGTH));
+
+    assert_eq!(
+        all_events(DecodeStream::new(response.into_body())).await,
+        [
+            triple(
+                "greeting",
+                "line one\nline two\nline three\nline four",
+                "42"
+            ),
+            triple("message", "", "42"),
+            triple("message", "héllo wörld ✓ 🌍 日本語", "43"),
+            triple(
+                "message",
+                "  two leading spaces, one trailing newline\n",
+                "43"
+            ),
+            triple("bye", "data: not a field", "44"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn applied_config_keeps_an_idle_stream_alive() {
+    let config = SseConfig::new().keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_millis(50))
+            .text("ping"),
+    );
+    let (addr, _server) = serve(apply_config(events_route(), config), std::future::pending()).await;
+
+    let mut connection = Connection::open(addr).await;
+    let response = connection
+        .send(client::event_source(addr, "/events", None))
+        .await;
+    let mut body = response.into_body();
+    let expected = b"id: 1\ndata: hi\n\n: ping\n\n: ping\n\n";
+    let mut received = Vec::new();
+    while received.len() < expected.len() {
+        let frame = within("a frame", body.frame())
+            .await
+            .expect("the stream stays open")
+            .expect("no error");
+        received.extend_from_slice(&frame.into_data().expect("a data frame"));
+    }
+    assert_eq!(received, expected);
+}
+
+#[tokio::test]
+async fn reply_config_wins_over_the_applied_config() {
+    let from_routes = CloseRecorder::new();
+    let from_reply = CloseRecorder::new();
+    let reply_config = SseConfig::new().on_close(from_reply.hook());
+    let route = warp::path("events").map(move || {
+        SseReply::new(stream::iter([Event::new().data("only")])).config(reply_config.clone())
+    });
+    let routes = apply_config(route, SseConfig::new().on_close(from_routes.hook()));
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let (_connection, events) = open(addr, "/events", None).await;
+    assert_eq!(all_events(events).await, [triple("message", "only", "")]);
+    assert_eq!(closed(&from_reply, 1).await, [CloseReason::StreamEnded]);
+    assert_eq!(from_routes.reasons(), []);
+}
+
+#[tokio::test]
+async fn last_event_id_filter_yields_only_a_valid_header() {
+    let routes = warp::path("id")
+        .and(last_event_id())
+        .map(|id: Option<LastEventId>| id.map_or_else(|| "none".to_owned(), LastEventId::into_string));
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let cases: [(&[&str], &str); 5] = [
+        (&["42"], "42"),
+        (&["événement-7"], "événement-7"),
+        (&[], "none"),
+        (&["a\tb"], "none"),
+        (&["1", "2"], "none"),
+    ];
+    for (ids, expected) in cases {
+        let mut request = client::event_source(addr, "/id", None);
+        for id in ids {
+            request
+                .headers_mut()
+                .append("last-event-id", id.parse().unwrap());
+        }
+        let (status, body) = client::fetch(addr, request).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, expected.as_bytes()), "{ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn no_content_tells_the_client_to_stop() {
+    let closes = CloseRecorder::new();
+    let route = warp::path("events")
+        .and(last_event_id())
+        .map(|id: Option<LastEventId>| match id {
+            // This client has seen everything there is.
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            None => SseReply::new(stream::iter([Event::new().id(1).data("all")])).into_response(),
+        });
+    let routes = apply_config(route, SseConfig::new().on_close(closes.hook()));
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let (_connection, events) = open(addr, "/events", None).await;
+    assert_eq!(all_events(events).await, [triple("message", "all", "1")]);
+
+    let (status, body) = client::fetch(addr, client::event_source(addr, "/events", Some("1"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(body.is_empty());
+    assert_eq!(closes.reasons(), [CloseReason::StreamEnded]);
+}
+
+#[tokio::test]
+async fn client_disconnect_is_reported() {
+    let closes = CloseRecorder::new();
+    let routes = apply_config(events_route(), SseConfig::new().on_close(closes.hook()));
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let (connection, mut events) = open(addr, "/events", None).await;
+    assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
+    assert_eq!(closes.reasons(), []);
+    drop(events);
+    drop(connection);
+    assert_eq!(closed(&closes, 1).await, [CloseReason::ClientGone]);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_completes_with_clients_connected() {
+    let shutdown = Shutdown::new();
+    let closes = CloseRecorder::new();
+    let config = SseConfig::new()
+        .shutdown(shutdown.clone())
+        .farewell(Farewell::new().event(Event::new().event("bye").data("restarting")))
+        .on_close(closes.hook());
+    let routes = apply_config(events_route(), config);
+
+    // What an application writes: warp's graceful future triggers the SSE
+    // shutdown signal.
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (addr, server) = serve(routes, async move {
+        let _ = stopped.await;
+        shutdown.trigger();
+    })
+    .await;
+
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (connection, mut events) = open(addr, "/events", None).await;
+        assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
+        clients.push((connection, events));
+    }
+    stop.send(()).unwrap();
+
+    for (_connection, events) in clients {
+        assert_eq!(all_events(events).await, [triple("bye", "restarting", "1")]);
+    }
+    within("the server to shut down", server).await.unwrap();
+    assert_eq!(
+        closes.reasons(),
+        [CloseReason::Shutdown, CloseReason::Shutdown]
+    );
+}
+
+#[tokio::test]
+async fn config_layer_applies_to_warp_as_a_tower_service() {
+    let closes = CloseRecorder::new();
+    let service = SseConfigLayer::new(SseConfig::new().on_close(closes.hook()))
+        .layer(warp::service(events_route()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .await
+    });
+
+    let (connection, mut events) = open(addr, "/events", None).await;
+    assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
+    drop(events);
+    drop(connection);
+    assert_eq!(closed(&closes, 1).await, [CloseReason::ClientGone]);
+}
