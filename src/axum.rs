@@ -57,6 +57,33 @@
 //! # }
 //! ```
 //!
+//! # Graceful shutdown
+//!
+//! SSE responses never end by themselves, so `axum::serve`'s graceful
+//! shutdown would wait for them for ever. Trigger the config's
+//! [`Shutdown`](crate::Shutdown) from the shutdown future: every stream ends
+//! (after the [`Farewell`](crate::Farewell), if any), and the server finishes.
+//!
+//! ```no_run
+//! use axum::Router;
+//! use tower_sse::{Shutdown, SseConfig, SseConfigLayer};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> std::io::Result<()> {
+//! let shutdown = Shutdown::new();
+//! let app = Router::new() // .route(..) with SSE handlers
+//!     .layer(SseConfigLayer::new(SseConfig::new().shutdown(shutdown.clone())));
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(async move {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         shutdown.trigger();
+//!     })
+//!     .await
+//! # }
+//! ```
+//!
 //! The tower service [`Sse`](crate::Sse) mounts as it is, with
 //! `Router::route_service`.
 //!

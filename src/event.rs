@@ -198,7 +198,10 @@ impl Event {
             Ok(()) => match String::from_utf8(json) {
                 Ok(json) => self.data.push(Cow::Owned(json)),
                 Err(error) => self.set_error(EventErrorKind::Json(std::sync::Arc::new(
-                    serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, error)),
+                    serde_json::Error::io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        error,
+                    )),
                 ))),
             },
             Err(error) => self.set_error(EventErrorKind::Json(std::sync::Arc::new(error))),

@@ -61,7 +61,13 @@
 //!
 //! # Feature flags
 //!
-//! - `json`: [`Event::json_data`], serializing data with `serde_json`.
+//! - `json`: `Event::json_data`, serializing data with `serde_json`.
+//! - `hub`: [`hub`](crate#feature-flags), a broadcast hub with topics,
+//!   per-client channels, replay for `Last-Event-ID` and a lag policy.
+//! - `axum`: `tower_sse::axum`, a response type and a `LastEventId`
+//!   extractor for axum 0.8.
+//! - `warp`: `tower_sse::warp`, a reply type and a `last_event_id` filter for
+//!   warp 0.4.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]

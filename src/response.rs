@@ -89,8 +89,9 @@ pub(crate) fn accepts_event_stream(headers: &HeaderMap) -> bool {
     // (specificity, acceptable) of the best match so far.
     let mut best: Option<(u8, bool)> = None;
     for value in values {
-        let Ok(value) = value.to_str() else { continue };
-        for range in value.split(',') {
+        // A range that is not UTF-8 is skipped, not the whole header value.
+        let ranges = value.as_bytes().split(|&byte| byte == b',');
+        for range in ranges.filter_map(|range| std::str::from_utf8(range).ok()) {
             let mut parts = range.split(';');
             let media = parts.next().unwrap_or("").trim();
             let specificity = if media.eq_ignore_ascii_case("text/event-stream") {
@@ -153,5 +154,9 @@ mod tests {
         assert!(!accepts(&["text/event-stream; q=0.000, */*"]));
         assert!(accepts(&["text/event-stream;q=0.01"]));
         assert!(accepts(&["text/*;q=0, text/event-stream"]));
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_bytes(b"text/x-caf\xc3\xa9\xff, text/event-stream").unwrap();
+        headers.insert(header::ACCEPT, value);
+        assert!(accepts_event_stream(&headers));
     }
 }

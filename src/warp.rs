@@ -51,6 +51,39 @@
 //! # }
 //! ```
 //!
+//! # Graceful shutdown
+//!
+//! Trigger the config's [`Shutdown`](crate::Shutdown) from warp's graceful
+//! future: every stream ends (after the [`Farewell`](crate::Farewell), if any),
+//! and the server finishes.
+//!
+//! ```no_run
+//! use tower_sse::warp::apply_config;
+//! use tower_sse::{Shutdown, SseConfig};
+//! use warp::Filter;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> std::io::Result<()> {
+//! let shutdown = Shutdown::new();
+//! let routes = warp::any().map(|| "routes with SSE replies");
+//! let routes = apply_config(routes, SseConfig::new().shutdown(shutdown.clone()));
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3030").await?;
+//! warp::serve(routes)
+//!     .incoming(listener)
+//!     .graceful(async move {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         shutdown.trigger();
+//!     })
+//!     .run()
+//!     .await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An [`SseConfigLayer`](crate::SseConfigLayer) around `warp::service(routes)`
+//! does what [`apply_config`] does, for a server built on hyper directly.
+//!
 //! `warp::sse` is not used: its encoder loses leading spaces and splits data
 //! on LF only.
 //!

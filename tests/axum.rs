@@ -64,7 +64,10 @@ async fn open(
         .send(client::event_source(addr, path, last_event_id))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
     (connection, DecodeStream::new(response.into_body()))
 }
 
@@ -118,7 +121,10 @@ async fn events_arrive_exactly_as_sent_with_sse_headers() {
             Event::new().id(next + 1).data("héllo wörld ✓ 🌍 日本語"),
             Event::new().data("  two leading spaces, one trailing newline\n"),
             Event::new().comment("not dispatched"),
-            Event::new().id(next + 2).event("bye").data("data: not a field"),
+            Event::new()
+                .id(next + 2)
+                .event("bye")
+                .data("data: not a field"),
         ];
         SseResponse::new(Box::pin(stream::iter(events)))
     }
@@ -164,7 +170,10 @@ async fn router_layer_keeps_an_idle_stream_alive() {
             .text("ping"),
     );
     let app = Router::new()
-        .route("/events", get(|| async { SseResponse::new(one_then_idle("hi")) }))
+        .route(
+            "/events",
+            get(|| async { SseResponse::new(one_then_idle("hi")) }),
+        )
         .layer(SseConfigLayer::new(config));
     let (addr, _server) = serve(app, std::future::pending()).await;
 
@@ -190,34 +199,35 @@ async fn response_config_wins_over_the_router_layer() {
     let from_response = CloseRecorder::new();
     let hook = from_response.hook();
     let response_config = SseConfig::new().on_close(hook);
-    let app = Router::new()
-        .route(
-            "/events",
-            get(move || {
-                let config = response_config.clone();
-                async move {
-                    SseResponse::new(stream::iter([Event::new().data("only")])).config(config)
-                }
-            }),
-        )
-        .layer(SseConfigLayer::new(
-            SseConfig::new().on_close(from_layer.hook()),
-        ));
+    let app =
+        Router::new()
+            .route(
+                "/events",
+                get(move || {
+                    let config = response_config.clone();
+                    async move {
+                        SseResponse::new(stream::iter([Event::new().data("only")])).config(config)
+                    }
+                }),
+            )
+            .layer(SseConfigLayer::new(
+                SseConfig::new().on_close(from_layer.hook()),
+            ));
     let (addr, _server) = serve(app, std::future::pending()).await;
 
     let (_connection, events) = open(addr, "/events", None).await;
     assert_eq!(all_events(events).await, [triple("message", "only", "")]);
-    assert_eq!(
-        closed(&from_response, 1).await,
-        [CloseReason::StreamEnded]
-    );
+    assert_eq!(closed(&from_response, 1).await, [CloseReason::StreamEnded]);
     assert_eq!(from_layer.reasons(), []);
 }
 
 #[tokio::test]
 async fn last_event_id_extractor_accepts_only_a_valid_header() {
     let app = Router::new()
-        .route("/required", get(|id: LastEventId| async move { id.into_string() }))
+        .route(
+            "/required",
+            get(|id: LastEventId| async move { id.into_string() }),
+        )
         .route(
             "/optional",
             get(|id: Option<LastEventId>| async move {
@@ -237,16 +247,44 @@ async fn last_event_id_extractor_accepts_only_a_valid_header() {
     };
     let cases: [(&[&str], StatusCode, &str, &str); 5] = [
         (&["42"], StatusCode::OK, "42", "42"),
-        (&["événement-7"], StatusCode::OK, "événement-7", "événement-7"),
-        (&[], StatusCode::BAD_REQUEST, "missing last-event-id header", "none"),
-        (&["a\tb"], StatusCode::BAD_REQUEST, "last-event-id contains a control character", "none"),
-        (&["1", "2"], StatusCode::BAD_REQUEST, "last-event-id header sent more than once", "none"),
+        (
+            &["événement-7"],
+            StatusCode::OK,
+            "événement-7",
+            "événement-7",
+        ),
+        (
+            &[],
+            StatusCode::BAD_REQUEST,
+            "missing last-event-id header",
+            "none",
+        ),
+        (
+            &["a\tb"],
+            StatusCode::BAD_REQUEST,
+            "last-event-id contains a control character",
+            "none",
+        ),
+        (
+            &["1", "2"],
+            StatusCode::BAD_REQUEST,
+            "last-event-id header sent more than once",
+            "none",
+        ),
     ];
     for (ids, status, required, optional) in cases {
         let (got_status, body) = client::fetch(addr, request("/required", ids)).await;
-        assert_eq!((got_status, &body[..]), (status, required.as_bytes()), "{ids:?}");
+        assert_eq!(
+            (got_status, &body[..]),
+            (status, required.as_bytes()),
+            "{ids:?}"
+        );
         let (got_status, body) = client::fetch(addr, request("/optional", ids)).await;
-        assert_eq!((got_status, &body[..]), (StatusCode::OK, optional.as_bytes()), "{ids:?}");
+        assert_eq!(
+            (got_status, &body[..]),
+            (StatusCode::OK, optional.as_bytes()),
+            "{ids:?}"
+        );
     }
 }
 
@@ -261,16 +299,21 @@ async fn no_content_tells_the_client_to_stop() {
                     // This client has seen everything there is.
                     return Err(StatusCode::NO_CONTENT);
                 }
-                Ok(SseResponse::new(stream::iter([Event::new().id(1).data("all")])))
+                Ok(SseResponse::new(stream::iter([Event::new()
+                    .id(1)
+                    .data("all")])))
             }),
         )
-        .layer(SseConfigLayer::new(SseConfig::new().on_close(closes.hook())));
+        .layer(SseConfigLayer::new(
+            SseConfig::new().on_close(closes.hook()),
+        ));
     let (addr, _server) = serve(app, std::future::pending()).await;
 
     let (_connection, events) = open(addr, "/events", None).await;
     assert_eq!(all_events(events).await, [triple("message", "all", "1")]);
 
-    let (status, body) = client::fetch(addr, client::event_source(addr, "/events", Some("1"))).await;
+    let (status, body) =
+        client::fetch(addr, client::event_source(addr, "/events", Some("1"))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(body.is_empty());
     assert_eq!(closes.reasons(), [CloseReason::StreamEnded]);
@@ -280,8 +323,13 @@ async fn no_content_tells_the_client_to_stop() {
 async fn client_disconnect_is_reported() {
     let closes = CloseRecorder::new();
     let app = Router::new()
-        .route("/events", get(|| async { SseResponse::new(one_then_idle("hi")) }))
-        .layer(SseConfigLayer::new(SseConfig::new().on_close(closes.hook())));
+        .route(
+            "/events",
+            get(|| async { SseResponse::new(one_then_idle("hi")) }),
+        )
+        .layer(SseConfigLayer::new(
+            SseConfig::new().on_close(closes.hook()),
+        ));
     let (addr, _server) = serve(app, std::future::pending()).await;
 
     let (connection, mut events) = open(addr, "/events", None).await;
@@ -301,7 +349,10 @@ async fn graceful_shutdown_completes_with_clients_connected() {
         .farewell(Farewell::new().event(Event::new().event("bye").data("restarting")))
         .on_close(closes.hook());
     let app = Router::new()
-        .route("/events", get(|| async { SseResponse::new(one_then_idle("hi")) }))
+        .route(
+            "/events",
+            get(|| async { SseResponse::new(one_then_idle("hi")) }),
+        )
         .route("/health", get(|| async { "ok" }))
         .layer(SseConfigLayer::new(config));
 
@@ -339,11 +390,13 @@ async fn graceful_shutdown_completes_with_clients_connected() {
 async fn core_service_mounts_with_route_service() {
     let service = ServiceBuilder::new()
         .layer(SseLayer::new())
-        .service(service_fn(|request: Request<axum::body::Body>| async move {
-            let id = request.extensions().get::<LastEventId>().cloned();
-            let data = id.map_or_else(|| "none".to_owned(), LastEventId::into_string);
-            Ok::<_, Infallible>(Response::new(stream::iter([Event::new().data(data)])))
-        }));
+        .service(service_fn(
+            |request: Request<axum::body::Body>| async move {
+                let id = request.extensions().get::<LastEventId>().cloned();
+                let data = id.map_or_else(|| "none".to_owned(), LastEventId::into_string);
+                Ok::<_, Infallible>(Response::new(stream::iter([Event::new().data(data)])))
+            },
+        ));
     let app = Router::new().route_service("/events", service);
     let (addr, _server) = serve(app, std::future::pending()).await;
 
@@ -357,7 +410,10 @@ async fn handler_headers_and_status_compose_with_the_response() {
         "/events",
         get(|| async {
             (
-                [(header::CACHE_CONTROL, "no-store"), (header::VARY, "cookie")],
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::VARY, "cookie"),
+                ],
                 SseResponse::new(stream::iter([Event::new().data("x")])),
             )
         }),
@@ -368,7 +424,10 @@ async fn handler_headers_and_status_compose_with_the_response() {
     let response = connection
         .send(client::event_source(addr, "/events", None))
         .await;
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     assert_eq!(response.headers()[header::VARY], "cookie");
     let events = pin!(DecodeStream::new(response.into_body()));

@@ -18,11 +18,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Html;
 use axum::routing::get;
-use axum::Router;
 use futures_util::FutureExt;
 use futures_util::stream::{self, Stream};
 use serde_json::Value;
@@ -60,7 +60,9 @@ async fn events(
                 .id(1)
                 .data("plain"),
             Event::new().data("line one\nline two\r\nline three\rline four"),
-            Event::new().event("greeting").data("héllo wörld ✓ 🌍 日本語"),
+            Event::new()
+                .event("greeting")
+                .data("héllo wörld ✓ 🌍 日本語"),
             Event::new().data("  two leading spaces"),
             Event::new().data(""),
             Event::new().event("update").data("\n"),
@@ -151,7 +153,10 @@ async fn event_source_receives_exact_data_and_resumes_after_reconnecting() {
         tokio::time::timeout(Duration::from_secs(15), poll)
             .await
             .unwrap_or_else(|_| {
-                panic!("the EventSource did not close within 15 s; server saw {:?}", requests.0.lock().unwrap())
+                panic!(
+                    "the EventSource did not close within 15 s; server saw {:?}",
+                    requests.0.lock().unwrap()
+                )
             })
     })
     .catch_unwind()

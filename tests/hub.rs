@@ -202,7 +202,13 @@ fn one_id_resumes_every_topic_of_a_subscription() {
     let last_event_id = ready_events(&mut first).pop().unwrap().id;
     drop(first);
 
-    for (topic, data) in [("b", "b2"), ("c", "c1"), ("a", "a2"), ("b", "b3"), ("a", "a3")] {
+    for (topic, data) in [
+        ("b", "b2"),
+        ("c", "c1"),
+        ("a", "a2"),
+        ("b", "b3"),
+        ("a", "a3"),
+    ] {
         hub.publish(topic, message(data)).unwrap();
     }
 
@@ -279,7 +285,11 @@ fn an_empty_last_event_id_means_a_new_client() {
 fn id_before_the_count_window_gets_the_resync_signal() {
     let hub = Hub::with_config(HubConfig::new().replay_max_events(3));
     let ids: Vec<String> = (1..=5)
-        .map(|n| hub.publish("news", message(n.to_string())).unwrap().to_string())
+        .map(|n| {
+            hub.publish("news", message(n.to_string()))
+                .unwrap()
+                .to_string()
+        })
         .collect();
     // The window holds 3, 4, 5.
     let mut inside = hub.subscribe(["news"], Some(&ids[1]));
@@ -319,7 +329,11 @@ fn byte_window_bounds_what_is_retained() {
     let payload = "x".repeat(100);
     let hub = Hub::with_config(HubConfig::new().replay_max_bytes(1000));
     let ids: Vec<String> = (0..50)
-        .map(|_| hub.publish("news", message(payload.as_str())).unwrap().to_string())
+        .map(|_| {
+            hub.publish("news", message(payload.as_str()))
+                .unwrap()
+                .to_string()
+        })
         .collect();
 
     let metrics = hub.metrics();
@@ -529,7 +543,10 @@ fn client_events_carry_no_id_and_are_not_replayed() {
     }
     let news = decoder.next_event().unwrap().unwrap();
     let private = decoder.next_event().unwrap().unwrap();
-    assert_eq!((news.data.as_str(), private.data.as_str()), ("n1", "private"));
+    assert_eq!(
+        (news.data.as_str(), private.data.as_str()),
+        ("n1", "private")
+    );
     // The private event leaves the client's last event id on n1.
     assert!(!news.last_event_id.is_empty());
     assert_eq!(private.last_event_id, news.last_event_id);
@@ -745,9 +762,7 @@ fn concurrent_scenario(seed: u64) {
     let subscribers: Vec<_> = (0..SUBSCRIBERS)
         .map(|_| {
             let mut rng = rng.fork();
-            let mut topics: Vec<usize> = (0..TOPICS.len())
-                .filter(|_| rng.below(2) == 0)
-                .collect();
+            let mut topics: Vec<usize> = (0..TOPICS.len()).filter(|_| rng.below(2) == 0).collect();
             if topics.is_empty() {
                 topics.push(rng.below(TOPICS.len() as u64) as usize);
             }
@@ -789,7 +804,10 @@ fn concurrent_scenario(seed: u64) {
             truth[seq as usize] = Some((topic, data));
         }
     }
-    assert!(truth[1..].iter().all(Option::is_some), "positions are dense");
+    assert!(
+        truth[1..].iter().all(Option::is_some),
+        "positions are dense"
+    );
     done.store(true, Ordering::SeqCst);
 
     for (topics, task) in subscribers {
@@ -813,10 +831,21 @@ struct Seen {
 /// Subscribes, reads a random number of events, leaves, and resumes from the
 /// last id it saw, until the publishers are done; then resumes once more and
 /// takes everything left.
-async fn subscriber(hub: Hub, topics: Vec<usize>, mut rng: XorShift, done: Arc<AtomicBool>) -> Seen {
+async fn subscriber(
+    hub: Hub,
+    topics: Vec<usize>,
+    mut rng: XorShift,
+    done: Arc<AtomicBool>,
+) -> Seen {
     tokio::time::sleep(Duration::from_micros(rng.below(50_000))).await;
     let names: Vec<&str> = topics.iter().map(|&topic| TOPICS[topic]).collect();
-    let epoch = hub.latest_id().to_string().split_once('-').unwrap().0.to_owned();
+    let epoch = hub
+        .latest_id()
+        .to_string()
+        .split_once('-')
+        .unwrap()
+        .0
+        .to_owned();
     let mut last_event_id: Option<String> = None;
     let mut seen = Seen::default();
     loop {
@@ -843,7 +872,9 @@ async fn subscriber(hub: Hub, topics: Vec<usize>, mut rng: XorShift, done: Arc<A
             match item {
                 Some(Ok(event)) => {
                     // The lag hint dispatches nothing.
-                    let Some(event) = decode(&event) else { continue };
+                    let Some(event) = decode(&event) else {
+                        continue;
+                    };
                     assert_ne!(event.event, RESYNC_EVENT, "the window holds everything");
                     let seq = event
                         .id
@@ -903,9 +934,15 @@ fn check_exactly_once_in_order(
         assert_eq!(must_see, None, "{context}: saw nothing");
         return;
     };
-    assert!(first > joined_after, "{context}: {first} was published before joining");
+    assert!(
+        first > joined_after,
+        "{context}: {first} was published before joining"
+    );
     if let Some(must_see) = must_see {
-        assert!(first <= must_see, "{context}: missed {must_see} after joining");
+        assert!(
+            first <= must_see,
+            "{context}: missed {must_see} after joining"
+        );
     }
     let expected: Vec<u64> = wanted.into_iter().filter(|&seq| seq >= first).collect();
     let got: Vec<u64> = seen.iter().map(|(seq, _)| *seq).collect();

@@ -38,7 +38,10 @@ type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
 /// Serves `routes` on a fresh 127.0.0.1 port until `stop` resolves (or
 /// forever), with warp's graceful shutdown.
-async fn serve<F, R>(routes: F, stop: impl Future<Output = ()> + Send + 'static) -> (SocketAddr, JoinHandle<()>)
+async fn serve<F, R>(
+    routes: F,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> (SocketAddr, JoinHandle<()>)
 where
     F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
@@ -59,7 +62,10 @@ async fn open(
         .send(client::event_source(addr, path, last_event_id))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
     (connection, DecodeStream::new(response.into_body()))
 }
 
@@ -102,24 +108,28 @@ fn events_route() -> impl Filter<Extract = (SseReply<EventStream>,), Error = war
 
 #[tokio::test]
 async fn events_arrive_exactly_as_sent_with_sse_headers() {
-    let routes = warp::path("events")
-        .and(last_event_id())
-        .map(|last_event_id: Option<LastEventId>| {
-            let next = last_event_id
-                .and_then(|id| id.parse::<u64>().ok())
-                .map_or(0, |id| id + 1);
-            SseReply::new(stream::iter([
-                Event::new()
-                    .id(next)
-                    .event("greeting")
-                    .data("line one\nline two\r\nline three\rline four"),
-                Event::new().data(""),
-                Event::new().id(next + 1).data("héllo wörld ✓ 🌍 日本語"),
-                Event::new().data("  two leading spaces, one trailing newline\n"),
-                Event::new().comment("not dispatched"),
-                Event::new().id(next + 2).event("bye").data("data: not a field"),
-            ]))
-        });
+    let routes =
+        warp::path("events")
+            .and(last_event_id())
+            .map(|last_event_id: Option<LastEventId>| {
+                let next = last_event_id
+                    .and_then(|id| id.parse::<u64>().ok())
+                    .map_or(0, |id| id + 1);
+                SseReply::new(stream::iter([
+                    Event::new()
+                        .id(next)
+                        .event("greeting")
+                        .data("line one\nline two\r\nline three\rline four"),
+                    Event::new().data(""),
+                    Event::new().id(next + 1).data("héllo wörld ✓ 🌍 日本語"),
+                    Event::new().data("  two leading spaces, one trailing newline\n"),
+                    Event::new().comment("not dispatched"),
+                    Event::new()
+                        .id(next + 2)
+                        .event("bye")
+                        .data("data: not a field"),
+                ]))
+            });
     let (addr, _server) = serve(routes, std::future::pending()).await;
 
     let mut connection = Connection::open(addr).await;
@@ -200,7 +210,9 @@ async fn reply_config_wins_over_the_applied_config() {
 async fn last_event_id_filter_yields_only_a_valid_header() {
     let routes = warp::path("id")
         .and(last_event_id())
-        .map(|id: Option<LastEventId>| id.map_or_else(|| "none".to_owned(), LastEventId::into_string));
+        .map(|id: Option<LastEventId>| {
+            id.map_or_else(|| "none".to_owned(), LastEventId::into_string)
+        });
     let (addr, _server) = serve(routes, std::future::pending()).await;
 
     let cases: [(&[&str], &str); 5] = [
@@ -218,7 +230,11 @@ async fn last_event_id_filter_yields_only_a_valid_header() {
                 .append("last-event-id", id.parse().unwrap());
         }
         let (status, body) = client::fetch(addr, request).await;
-        assert_eq!((status, &body[..]), (StatusCode::OK, expected.as_bytes()), "{ids:?}");
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, expected.as_bytes()),
+            "{ids:?}"
+        );
     }
 }
 
@@ -238,7 +254,8 @@ async fn no_content_tells_the_client_to_stop() {
     let (_connection, events) = open(addr, "/events", None).await;
     assert_eq!(all_events(events).await, [triple("message", "all", "1")]);
 
-    let (status, body) = client::fetch(addr, client::event_source(addr, "/events", Some("1"))).await;
+    let (status, body) =
+        client::fetch(addr, client::event_source(addr, "/events", Some("1"))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(body.is_empty());
     assert_eq!(closes.reasons(), [CloseReason::StreamEnded]);

@@ -85,7 +85,13 @@ impl EventId {
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:0width$x}-{}", self.epoch.0, self.seq, width = EPOCH_DIGITS)
+        write!(
+            f,
+            "{:0width$x}-{}",
+            self.epoch.0,
+            self.seq,
+            width = EPOCH_DIGITS
+        )
     }
 }
 

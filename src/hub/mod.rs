@@ -37,6 +37,11 @@
 //! retained; otherwise the client gets the resync signal, and nothing is
 //! replayed.
 //!
+//! A topic that has been published to stays known for the hub's life (its
+//! window within the bounds above), because it must still tell a late resume
+//! that events were missed. Subscribing alone creates nothing that outlives
+//! the subscription, so topic names taken from requests cannot grow the hub.
+//!
 //! # The resync signal
 //!
 //! An event of type [`RESYNC_EVENT`] (`tower-sse-resync`) means "events are
@@ -81,7 +86,6 @@ mod topic;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
 
 use crate::event::{EncodedEvent, Event};
 
@@ -92,7 +96,7 @@ pub use metrics::HubMetrics;
 pub use subscription::Subscription;
 
 use id::Epoch;
-use registry::{Registry, Resume};
+use registry::{AfterUnlock, Registry, Resume};
 
 /// The event type of the signal that events are missing and the client
 /// should reload its state: `tower-sse-resync`. See the
@@ -175,9 +179,9 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let mut wakers = Vec::new();
-        self.shared.lock().close_all(&mut wakers);
-        wakers.into_iter().for_each(Waker::wake);
+        let mut after = AfterUnlock::default();
+        self.shared.lock().close_all(&mut after);
+        after.run();
     }
 }
 
@@ -255,12 +259,12 @@ impl Hub {
     pub fn publish(&self, topic: &str, event: Event) -> Result<EventId, HubError> {
         check(&event)?;
         let shared = self.shared();
-        let mut wakers = Vec::new();
+        let mut after = AfterUnlock::default();
         let id = shared
             .lock()
-            .publish(topic, event, shared.epoch, &shared.config, &mut wakers)?;
-        wakers.into_iter().for_each(Waker::wake);
-        Ok(id)
+            .publish(topic, event, shared.epoch, &shared.config, &mut after);
+        after.run();
+        id
     }
 
     /// Sends `event` to every open subscription registered for `client_id`
@@ -277,11 +281,11 @@ impl Hub {
         check(&event)?;
         let event = event.encode().map_err(HubError::event)?;
         let shared = self.shared();
-        let mut wakers = Vec::new();
+        let mut after = AfterUnlock::default();
         let reached = shared
             .lock()
-            .send_to(client_id, &event, &shared.config, &mut wakers);
-        wakers.into_iter().for_each(Waker::wake);
+            .send_to(client_id, &event, &shared.config, &mut after);
+        after.run();
         Ok(reached)
     }
 
@@ -367,12 +371,7 @@ impl Hub {
             resync = subscribed.resync.map(|resync| resync.as_str()),
             "sse hub subscriber connected"
         );
-        Subscription::new(
-            Arc::clone(shared),
-            subscribed.key,
-            subscribed.queue,
-            replay,
-        )
+        Subscription::new(Arc::clone(shared), subscribed.key, subscribed.queue, replay)
     }
 
     /// The id of the newest event published, or the position before the

@@ -51,6 +51,31 @@ impl Resync {
     }
 }
 
+/// What a fan-out leaves to do once the hub's lock is released: consumers to
+/// wake, and lag to report (a log sink may be slow; publishers must not wait
+/// for it).
+#[derive(Debug, Default)]
+pub(crate) struct AfterUnlock {
+    wakers: Vec<Waker>,
+    lagged: Vec<u64>,
+    started_dropping: Vec<u64>,
+}
+
+impl AfterUnlock {
+    pub(crate) fn run(self) {
+        self.wakers.into_iter().for_each(Waker::wake);
+        for subscriber in self.lagged {
+            tracing::info!(subscriber, "sse hub subscriber lagged and was disconnected");
+        }
+        for subscriber in self.started_dropping {
+            tracing::debug!(
+                subscriber,
+                "sse hub subscriber lagged; dropping its oldest events"
+            );
+        }
+    }
+}
+
 /// A subscription as registered.
 #[derive(Debug)]
 pub(crate) struct Subscribed {
@@ -98,14 +123,14 @@ impl Registry {
     }
 
     /// Assigns the next position, encodes `event` with its id, retains it and
-    /// fans it out. Consumers to wake are added to `wakers`.
+    /// fans it out.
     pub(crate) fn publish(
         &mut self,
         topic: &str,
         event: Event,
         epoch: Epoch,
         config: &HubConfig,
-        wakers: &mut Vec<Waker>,
+        after: &mut AfterUnlock,
     ) -> Result<EventId, HubError> {
         let id = EventId::new(epoch, self.last_seq + 1);
         let event = event.id(id).encode().map_err(HubError::event)?;
@@ -117,20 +142,17 @@ impl Registry {
             None => self.topics.entry(Arc::from(topic)).or_default(),
         };
         entry.retain(id.seq(), event.clone(), now, config, &mut self.retention);
-        let mut lagged = Vec::new();
+        after.wakers.reserve(entry.subscribers().len());
         let delivered = fan_out(
             entry.subscribers(),
             &event,
             config,
-            wakers,
             &mut self.counters,
-            &mut lagged,
+            after,
         );
         self.counters.published += 1;
         self.counters.delivered += delivered;
-        for key in lagged {
-            self.cut_off(key);
-        }
+        self.cut_off_lagged(after);
         Ok(id)
     }
 
@@ -141,27 +163,17 @@ impl Registry {
         client: &str,
         event: &EncodedEvent,
         config: &HubConfig,
-        wakers: &mut Vec<Waker>,
+        after: &mut AfterUnlock,
     ) -> usize {
         let Some(slots) = self.clients.get(client) else {
             return 0;
         };
-        let mut lagged = Vec::new();
-        let delivered = fan_out(
-            slots,
-            event,
-            config,
-            wakers,
-            &mut self.counters,
-            &mut lagged,
-        );
+        let delivered = fan_out(slots, event, config, &mut self.counters, after);
         if delivered > 0 {
             self.counters.sent += 1;
         }
         self.counters.delivered += delivered;
-        for key in lagged {
-            self.cut_off(key);
-        }
+        self.cut_off_lagged(after);
         // At most the number of slots, which is a `usize`.
         usize::try_from(delivered).unwrap_or(usize::MAX)
     }
@@ -295,19 +307,20 @@ impl Registry {
         true
     }
 
-    /// Unregisters a subscription whose queue overflowed; its stream ends
-    /// after what is queued.
-    fn cut_off(&mut self, key: u64) {
-        if self.unsubscribe(key) {
-            self.counters.lag_disconnects += 1;
-            tracing::info!(subscriber = key, "sse hub subscriber lagged and was disconnected");
+    /// Unregisters the subscriptions whose queue just overflowed; their
+    /// streams end after what is queued.
+    fn cut_off_lagged(&mut self, after: &AfterUnlock) {
+        for &key in &after.lagged {
+            if self.unsubscribe(key) {
+                self.counters.lag_disconnects += 1;
+            }
         }
     }
 
     /// Ends every subscription's stream (the hub is gone).
-    pub(crate) fn close_all(&mut self, wakers: &mut Vec<Waker>) {
+    pub(crate) fn close_all(&mut self, after: &mut AfterUnlock) {
         for registration in self.subscribers.values() {
-            registration.queue.end(End::Closed, wakers);
+            registration.queue.end(End::Closed, &mut after.wakers);
         }
     }
 
@@ -331,33 +344,32 @@ impl Registry {
 }
 
 /// Pushes `event` into every slot's queue; returns how many queued it.
-/// Queues that overflowed under the disconnect policy are added to `lagged`.
+/// Queues that overflowed under the disconnect policy are noted in `after`.
 fn fan_out(
     slots: &[Slot],
     event: &EncodedEvent,
     config: &HubConfig,
-    wakers: &mut Vec<Waker>,
     counters: &mut Counters,
-    lagged: &mut Vec<u64>,
+    after: &mut AfterUnlock,
 ) -> u64 {
     let mut delivered = 0;
     for slot in slots {
-        match slot
-            .queue
-            .push(event, config.queue_capacity, config.lag_policy, wakers)
-        {
+        let pushed = slot.queue.push(
+            event,
+            config.queue_capacity,
+            config.lag_policy,
+            &mut after.wakers,
+        );
+        match pushed {
             Pushed::Queued => delivered += 1,
             Pushed::DroppedOldest { first } => {
                 delivered += 1;
                 counters.lag_dropped += 1;
                 if first {
-                    tracing::debug!(
-                        subscriber = slot.key,
-                        "sse hub subscriber lagged; dropping its oldest events"
-                    );
+                    after.started_dropping.push(slot.key);
                 }
             }
-            Pushed::Lagged => lagged.push(slot.key),
+            Pushed::Lagged => after.lagged.push(slot.key),
             Pushed::Ended => {}
         }
     }

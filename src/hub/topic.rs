@@ -150,10 +150,7 @@ mod tests {
 
     fn event(bytes: usize) -> EncodedEvent {
         // "data: " + payload + "\n\n"
-        Event::new()
-            .data("x".repeat(bytes - 8))
-            .encode()
-            .unwrap()
+        Event::new().data("x".repeat(bytes - 8)).encode().unwrap()
     }
 
     fn seqs_after(topic: &Topic, seq: u64) -> Vec<u64> {

@@ -88,7 +88,9 @@ impl Driver {
         };
         let ready = async {
             loop {
-                if let Ok((StatusCode::OK, status)) = driver.try_send(Method::GET, "/status", None).await {
+                if let Ok((StatusCode::OK, status)) =
+                    driver.try_send(Method::GET, "/status", None).await
+                {
                     if status["value"]["ready"] == true {
                         return;
                     }
@@ -116,7 +118,9 @@ impl Driver {
                 },
             },
         });
-        let value = self.send(Method::POST, "/session", Some(capabilities)).await;
+        let value = self
+            .send(Method::POST, "/session", Some(capabilities))
+            .await;
         let id = value["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session id in {value}"))
@@ -126,13 +130,11 @@ impl Driver {
 
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let what = format!("{method} {path}");
-        let (status, value) = tokio::time::timeout(
-            Duration::from_secs(20),
-            self.try_send(method, path, body),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("webdriver {what}: no answer within 20 s"))
-        .unwrap_or_else(|error| panic!("webdriver {what}: {error}"));
+        let (status, value) =
+            tokio::time::timeout(Duration::from_secs(20), self.try_send(method, path, body))
+                .await
+                .unwrap_or_else(|_| panic!("webdriver {what}: no answer within 20 s"))
+                .unwrap_or_else(|error| panic!("webdriver {what}: {error}"));
         assert_eq!(status, StatusCode::OK, "webdriver {what}: {value}");
         value["value"].clone()
     }
