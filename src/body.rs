@@ -20,6 +20,9 @@ use crate::shutdown::Watcher;
 /// size, so that one poll does a bounded amount of work.
 pub(crate) const MAX_FRAME_EVENTS: usize = 256;
 
+/// The largest buffer a frame starts with; larger events grow it as needed.
+const MAX_FIRST_CAPACITY: usize = 1 << 20;
+
 pin_project! {
     /// A streaming `text/event-stream` body over a [`Stream`] of events.
     ///
@@ -324,8 +327,13 @@ impl Batch {
         let events = usize::from(carried.is_some());
         Self {
             limit,
-            // Room for a frame like the last one, within sane bounds.
-            capacity: (last_frame_len + 64).clamp(256, limit.saturating_add(4096)),
+            // Room for a frame like the last one plus a quarter: a batch ends
+            // with the event that crosses the bound, and it must fit without
+            // moving the whole frame to a larger allocation.
+            capacity: last_frame_len
+                .saturating_add(last_frame_len / 4)
+                .saturating_add(512)
+                .min(MAX_FIRST_CAPACITY),
             first: carried,
             joined: None,
             events,

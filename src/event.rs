@@ -57,47 +57,27 @@ use crate::error::{BoxError, EventError, EventErrorKind};
 /// ```
 #[derive(Clone, Default)]
 pub struct Event {
-    comments: Vec<Text>,
     id: Option<Field>,
     event_type: Option<Field>,
+    /// The first data value; the usual event has exactly one.
+    data: Option<Text>,
+    /// What most events do not have, kept out of line so that an event stays
+    /// small to move.
+    extras: Option<Box<Extras>>,
+}
+
+#[derive(Clone, Default)]
+struct Extras {
+    comments: Vec<Text>,
     retry: Option<u64>,
-    data: Data,
+    /// Data values after the first.
+    more_data: Vec<Text>,
     error: Option<EventError>,
 }
 
 /// A string an event holds: borrowed for the whole program or owned, never
 /// copied on the way in.
 type Text = Cow<'static, str>;
-
-/// The event's data: usually one string, so one value needs no `Vec`.
-#[derive(Clone, Default)]
-enum Data {
-    #[default]
-    None,
-    One(Text),
-    Many(Vec<Text>),
-}
-
-impl Data {
-    fn push(&mut self, text: Text) {
-        *self = match std::mem::take(self) {
-            Data::None => Data::One(text),
-            Data::One(first) => Data::Many(vec![first, text]),
-            Data::Many(mut all) => {
-                all.push(text);
-                Data::Many(all)
-            }
-        };
-    }
-
-    fn as_slice(&self) -> &[Text] {
-        match self {
-            Data::None => &[],
-            Data::One(one) => std::slice::from_ref(one),
-            Data::Many(all) => all,
-        }
-    }
-}
 
 const ID: &[u8] = b"id: ";
 const EVENT: &[u8] = b"event: ";
@@ -109,6 +89,7 @@ impl Event {
     /// An empty event. Encoded as it is, it is a lone blank line, which a client
     /// ignores.
     #[must_use]
+    #[inline]
     pub fn new() -> Self {
         Self::default()
     }
@@ -116,22 +97,19 @@ impl Event {
     /// Sets the event's id, which the client sends back as `Last-Event-ID` when
     /// it reconnects.
     ///
-    /// Any [`Display`](fmt::Display) value works: numbers, strings, UUIDs. A value
-    /// holding CR, LF or NUL is an error, returned by [`encode`](Event::encode).
+    /// Integers and strings work (see [`IntoId`]); for any other
+    /// [`Display`](fmt::Display) value, such as a UUID, pass
+    /// `format_args!("{uuid}")`. A value holding CR, LF or NUL is an error,
+    /// returned by [`encode`](Event::encode).
     /// An empty id resets the client's last event id. Ids are best kept short and
     /// ASCII: browsers send a `Last-Event-ID` longer than 128 bytes, or with other
     /// bytes, only after a CORS preflight. Setting the id again replaces it.
     #[must_use]
-    pub fn id(mut self, id: impl fmt::Display) -> Self {
-        let mut field = Field::new();
-        // Writing into a `Field` cannot fail; a `Display` impl that reports an
-        // error leaves a partial value, which is validated like any other.
-        let _ = write!(field, "{id}");
-        if memchr::memchr3(b'\r', b'\n', 0, field.as_bytes()).is_some() {
-            self.set_error(EventErrorKind::InvalidId);
-            return self;
+    pub fn id(mut self, id: impl IntoId) -> Self {
+        match id.visit_bytes(|id| Field::checked(id, true)) {
+            Some(field) => self.id = Some(field),
+            None => self.set_error(EventErrorKind::InvalidId),
         }
-        self.id = Some(field);
         self
     }
 
@@ -142,21 +120,18 @@ impl Event {
     /// [`encode`](Event::encode). Setting the type again replaces it.
     #[must_use]
     pub fn event(mut self, event_type: impl AsRef<str>) -> Self {
-        let event_type = event_type.as_ref().as_bytes();
-        if memchr::memchr2(b'\r', b'\n', event_type).is_some() {
-            self.set_error(EventErrorKind::InvalidEventType);
-            return self;
+        match Field::checked(event_type.as_ref().as_bytes(), false) {
+            Some(field) => self.event_type = Some(field),
+            None => self.set_error(EventErrorKind::InvalidEventType),
         }
-        let mut field = Field::new();
-        field.push(event_type);
-        self.event_type = Some(field);
         self
     }
 
     /// Sets the client's reconnection time, written in whole milliseconds.
     #[must_use]
+    #[inline]
     pub fn retry(mut self, retry: Duration) -> Self {
-        self.retry = Some(u64::try_from(retry.as_millis()).unwrap_or(u64::MAX));
+        self.extras_mut().retry = Some(u64::try_from(retry.as_millis()).unwrap_or(u64::MAX));
         self
     }
 
@@ -172,7 +147,7 @@ impl Event {
     /// values joined by one LF.
     #[must_use]
     pub fn data(mut self, data: impl Into<Cow<'static, str>>) -> Self {
-        self.data.push(data.into());
+        self.push_data(data.into());
         self
     }
 
@@ -180,7 +155,7 @@ impl Event {
     /// one `:` line per line. Comments are written first in the block.
     #[must_use]
     pub fn comment(mut self, comment: impl Into<Cow<'static, str>>) -> Self {
-        self.comments.push(comment.into());
+        self.extras_mut().comments.push(comment.into());
         self
     }
 
@@ -196,7 +171,7 @@ impl Event {
         match serde_json::to_writer(&mut json, value) {
             // serde_json writes only valid UTF-8.
             Ok(()) => match String::from_utf8(json) {
-                Ok(json) => self.data.push(Cow::Owned(json)),
+                Ok(json) => self.push_data(Cow::Owned(json)),
                 Err(error) => self.set_error(EventErrorKind::Json(std::sync::Arc::new(
                     serde_json::Error::io(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
@@ -211,13 +186,14 @@ impl Event {
 
     /// Whether an id has been set.
     #[cfg_attr(not(feature = "hub"), allow(dead_code))]
+    #[inline]
     pub(crate) fn has_id(&self) -> bool {
         self.id.is_some()
     }
 
     /// The first error this event was given, if any.
     pub fn error(&self) -> Option<&EventError> {
-        self.error.as_ref()
+        self.extras.as_ref()?.error.as_ref()
     }
 
     /// Encodes the event, ending it with the blank line that makes a client
@@ -230,8 +206,8 @@ impl Event {
     ///
     /// The first invalid value given to the event: an id with CR, LF or NUL, an
     /// event type with CR or LF, or JSON data that failed to serialize.
-    pub fn encode(self) -> Result<EncodedEvent, EventError> {
-        if let Some(error) = self.error {
+    pub fn encode(mut self) -> Result<EncodedEvent, EventError> {
+        if let Some(error) = self.take_error() {
             return Err(error);
         }
         let mut buf = BytesMut::with_capacity(self.encoded_len());
@@ -245,8 +221,9 @@ impl Event {
     /// # Errors
     ///
     /// As [`encode`](Event::encode); nothing is written then.
-    pub fn encode_into(self, buf: &mut BytesMut) -> Result<(), EventError> {
-        if let Some(error) = self.error {
+    #[inline]
+    pub fn encode_into(mut self, buf: &mut BytesMut) -> Result<(), EventError> {
+        if let Some(error) = self.take_error() {
             return Err(error);
         }
         self.write_to(buf);
@@ -254,13 +231,57 @@ impl Event {
     }
 
     fn set_error(&mut self, kind: EventErrorKind) {
-        if self.error.is_none() {
-            self.error = Some(EventError::new(kind));
+        let extras = self.extras_mut();
+        if extras.error.is_none() {
+            extras.error = Some(EventError::new(kind));
         }
     }
 
+    #[inline]
+    fn take_error(&mut self) -> Option<EventError> {
+        self.extras.as_mut()?.error.take()
+    }
+
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    #[inline]
+    fn push_data(&mut self, data: Text) {
+        if self.data.is_none() {
+            self.data = Some(data);
+        } else {
+            self.extras_mut().more_data.push(data);
+        }
+    }
+
+    /// Every data value, in order.
+    fn data_values(&self) -> impl Iterator<Item = &Text> {
+        let more = self
+            .extras
+            .as_deref()
+            .map_or(&[][..], |extras| &extras.more_data);
+        self.data.iter().chain(more)
+    }
+
+    fn comments(&self) -> &[Text] {
+        self.extras
+            .as_deref()
+            .map_or(&[], |extras| &extras.comments)
+    }
+
+    fn retry_millis(&self) -> Option<u64> {
+        self.extras.as_deref()?.retry
+    }
+
+    #[inline]
     fn write_to(&self, buf: &mut BytesMut) {
-        for comment in &self.comments {
+        // One reservation that covers the usual event (its fields and one
+        // line of data); anything more grows the buffer as it is written.
+        let field_len = |field: &Option<Field>| field.as_ref().map_or(0, |f| f.as_bytes().len());
+        let data_len = self.data.as_ref().map_or(0, |data| data.len());
+        buf.reserve(field_len(&self.id) + field_len(&self.event_type) + data_len + 32);
+        for comment in self.comments() {
             if comment.is_empty() {
                 buf.put_slice(b":\n");
             } else {
@@ -273,10 +294,10 @@ impl Event {
         if let Some(event_type) = &self.event_type {
             put_line(buf, EVENT, event_type.as_bytes());
         }
-        if let Some(retry) = self.retry {
+        if let Some(retry) = self.retry_millis() {
             put_line(buf, RETRY, itoa::Buffer::new().format(retry).as_bytes());
         }
-        for data in self.data.as_slice() {
+        for data in self.data_values() {
             put_lines(buf, DATA, data.as_bytes());
         }
         buf.put_u8(b'\n');
@@ -285,7 +306,7 @@ impl Event {
     /// The exact length of the encoded event.
     fn encoded_len(&self) -> usize {
         let mut len = 1;
-        for comment in &self.comments {
+        for comment in self.comments() {
             len += if comment.is_empty() {
                 2
             } else {
@@ -298,16 +319,17 @@ impl Event {
         if let Some(event_type) = &self.event_type {
             len += EVENT.len() + event_type.as_bytes().len() + 1;
         }
-        if let Some(retry) = self.retry {
+        if let Some(retry) = self.retry_millis() {
             len += RETRY.len() + itoa::Buffer::new().format(retry).len() + 1;
         }
-        for data in self.data.as_slice() {
+        for data in self.data_values() {
             len += lines_len(DATA, data.as_bytes());
         }
         len
     }
 }
 
+#[inline]
 fn put_line(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
     buf.reserve(prefix.len() + value.len() + 1);
     buf.put_slice(prefix);
@@ -319,7 +341,7 @@ fn put_line(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
 /// empty line included.
 fn for_each_line(value: &[u8], mut line: impl FnMut(&[u8])) {
     let mut rest = value;
-    while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
+    while let Some(at) = find_line_break(rest) {
         line(&rest[..at]);
         let skip = if rest[at] == b'\r' && rest.get(at + 1) == Some(&b'\n') {
             2
@@ -331,7 +353,19 @@ fn for_each_line(value: &[u8], mut line: impl FnMut(&[u8])) {
     line(rest);
 }
 
+/// The position of the first CR or LF. Short values are searched with a plain
+/// loop, which beats setting up a vectorized search.
+#[inline]
+fn find_line_break(value: &[u8]) -> Option<usize> {
+    if value.len() < 32 {
+        value.iter().position(|&b| b == b'\r' || b == b'\n')
+    } else {
+        memchr::memchr2(b'\r', b'\n', value)
+    }
+}
+
 /// Writes `value` as one `prefix` line per line.
+#[inline]
 fn put_lines(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
     // Enough for a value without line breaks; more lines grow the buffer.
     buf.reserve(prefix.len() + value.len() + 1);
@@ -356,12 +390,12 @@ impl fmt::Debug for Event {
                 .map(|field| String::from_utf8_lossy(field.as_bytes()).into_owned())
         };
         f.debug_struct("Event")
-            .field("comments", &self.comments)
+            .field("comments", &self.comments())
             .field("id", &field(&self.id))
             .field("event_type", &field(&self.event_type))
-            .field("retry", &self.retry)
-            .field("data", &self.data.as_slice())
-            .field("error", &self.error)
+            .field("retry", &self.retry_millis())
+            .field("data", &self.data_values().collect::<Vec<_>>())
+            .field("error", &self.error())
             .finish()
     }
 }
@@ -371,12 +405,14 @@ impl fmt::Debug for Event {
 #[derive(Clone)]
 enum Field {
     Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Vec<u8>),
+    Heap(Box<[u8]>),
 }
 
-const INLINE: usize = 30;
+/// Inline room: with the length and the tag, a `Field` is 24 bytes.
+const INLINE: usize = 22;
 
 impl Field {
+    #[inline]
     fn new() -> Self {
         Field::Inline {
             len: 0,
@@ -384,6 +420,28 @@ impl Field {
         }
     }
 
+    #[inline]
+    /// A field holding `value`, or `None` when `value` holds CR or LF (or
+    /// NUL, when `nul_forbidden`). Copies and checks in one pass.
+    fn checked(value: &[u8], nul_forbidden: bool) -> Option<Self> {
+        if let (true, Ok(len)) = (value.len() <= INLINE, u8::try_from(value.len())) {
+            let mut bytes = [0; INLINE];
+            let mut invalid = false;
+            for (slot, &byte) in bytes.iter_mut().zip(value) {
+                *slot = byte;
+                invalid |= byte == b'\r' || byte == b'\n' || (nul_forbidden && byte == 0);
+            }
+            return (!invalid).then_some(Field::Inline { len, bytes });
+        }
+        let invalid = if nul_forbidden {
+            memchr::memchr3(b'\r', b'\n', 0, value).is_some()
+        } else {
+            memchr::memchr2(b'\r', b'\n', value).is_some()
+        };
+        (!invalid).then(|| Field::Heap(value.into()))
+    }
+
+    #[inline]
     fn as_bytes(&self) -> &[u8] {
         match self {
             Field::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -391,6 +449,7 @@ impl Field {
         }
     }
 
+    #[inline]
     fn push(&mut self, more: &[u8]) {
         match self {
             Field::Inline { len, bytes } => {
@@ -405,11 +464,15 @@ impl Field {
                         let mut vec = Vec::with_capacity(end);
                         vec.extend_from_slice(&bytes[..start]);
                         vec.extend_from_slice(more);
-                        *self = Field::Heap(vec);
+                        *self = Field::Heap(vec.into_boxed_slice());
                     }
                 }
             }
-            Field::Heap(vec) => vec.extend_from_slice(more),
+            Field::Heap(boxed) => {
+                let mut vec = std::mem::take(boxed).into_vec();
+                vec.extend_from_slice(more);
+                *boxed = vec.into_boxed_slice();
+            }
         }
     }
 }
@@ -430,12 +493,21 @@ impl fmt::Write for Field {
 pub struct EncodedEvent(Bytes);
 
 impl EncodedEvent {
+    /// Wraps bytes that already hold exactly one complete, valid event block.
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn from_bytes(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
     /// The encoded bytes: one complete event block, ending in a blank line.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// The encoded bytes as a shared [`Bytes`] handle.
+    #[inline]
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
@@ -470,6 +542,86 @@ impl TryFrom<Event> for EncodedEvent {
 
     fn try_from(event: Event) -> Result<Self, Self::Error> {
         event.encode()
+    }
+}
+
+/// A value that can be an event id: an integer or a string.
+///
+/// Implemented for every primitive integer, `str`, `String`, `Cow<str>`,
+/// `Box<str>`, `Arc<str>`, [`LastEventId`](crate::LastEventId),
+/// `fmt::Arguments` (for any other `Display` value:
+/// `event.id(format_args!("{uuid}"))`), and references to these. Integers
+/// are written without going through `fmt`.
+pub trait IntoId: sealed::Sealed {
+    /// Calls `f` with the id's UTF-8 bytes.
+    #[doc(hidden)]
+    fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! integer_ids {
+    ($($int:ty),*) => {$(
+        impl sealed::Sealed for $int {}
+        impl IntoId for $int {
+            fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+                f(itoa::Buffer::new().format(*self).as_bytes())
+            }
+        }
+    )*};
+}
+
+integer_ids!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
+
+macro_rules! string_ids {
+    ($($string:ty),*) => {$(
+        impl sealed::Sealed for $string {}
+        impl IntoId for $string {
+            fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+                f(AsRef::<str>::as_ref(self).as_bytes())
+            }
+        }
+    )*};
+}
+
+string_ids!(
+    str,
+    String,
+    Cow<'_, str>,
+    Box<str>,
+    std::sync::Arc<str>,
+    std::rc::Rc<str>,
+    crate::LastEventId
+);
+
+impl sealed::Sealed for fmt::Arguments<'_> {}
+impl IntoId for fmt::Arguments<'_> {
+    fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let mut field = Field::new();
+        // Writing into a `Field` cannot fail; a `Display` impl that reports an
+        // error leaves a partial value, which is validated like any other.
+        let _ = field.write_fmt(*self);
+        f(field.as_bytes())
+    }
+}
+
+#[cfg(feature = "hub")]
+impl sealed::Sealed for crate::hub::EventId {}
+#[cfg(feature = "hub")]
+impl IntoId for crate::hub::EventId {
+    fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        format_args!("{self}").visit_bytes(f)
+    }
+}
+
+impl<T: sealed::Sealed + ?Sized> sealed::Sealed for &T {}
+impl<T: IntoId + ?Sized> IntoId for &T {
+    fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        (**self).visit_bytes(f)
     }
 }
 
@@ -592,7 +744,12 @@ mod tests {
     #[test]
     fn static_data_is_not_copied_into_the_event() {
         let event = Event::new().data("static");
-        assert!(matches!(event.data, Data::One(Cow::Borrowed(_))));
+        assert!(matches!(event.data, Some(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn an_event_is_small_to_move() {
+        assert!(std::mem::size_of::<Event>() <= 80);
     }
 
     #[test]

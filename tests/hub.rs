@@ -7,11 +7,13 @@
 
 mod support;
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use proptest::prelude::*;
 use tower_sse::decode::Decoder;
 use tower_sse::hub::{Hub, HubConfig, LagPolicy, RESYNC_EVENT, Subscription};
@@ -637,6 +639,80 @@ async fn a_waiting_subscriber_is_woken_by_a_publish() {
     assert_eq!(decode(&event).unwrap().data, "wake up");
 }
 
+/// A waker that counts how often it is woken.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl CountingWaker {
+    fn new() -> (Arc<Self>, Waker) {
+        let count = Arc::new(Self::default());
+        (Arc::clone(&count), Waker::from(Arc::clone(&count)))
+    }
+
+    fn woken(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn poll_with(
+    subscription: &mut Subscription,
+    waker: &Waker,
+) -> Poll<Option<Result<EncodedEvent, Lagged>>> {
+    Pin::new(subscription).poll_next(&mut Context::from_waker(waker))
+}
+
+#[test]
+fn a_subscriber_that_took_everything_is_woken_once_by_the_next_publishes() {
+    let hub = Hub::new();
+    let mut subscription = hub.subscribe(["news"], None);
+    let (count, waker) = CountingWaker::new();
+    hub.publish("news", message("1")).unwrap();
+    assert!(poll_with(&mut subscription, &waker).is_ready());
+    assert!(poll_with(&mut subscription, &waker).is_pending());
+    assert!(poll_with(&mut subscription, &waker).is_pending());
+
+    hub.publish("news", message("2")).unwrap();
+    hub.publish("news", message("3")).unwrap();
+    assert_eq!(count.woken(), 1);
+    assert_eq!(data_of(&ready_events(&mut subscription)), ["2", "3"]);
+}
+
+#[test]
+fn a_subscription_polled_from_another_task_is_woken_there() {
+    let hub = Hub::new();
+    let mut subscription = hub.subscribe(["news"], None);
+    let (first, first_waker) = CountingWaker::new();
+    let (second, second_waker) = CountingWaker::new();
+    assert!(poll_with(&mut subscription, &first_waker).is_pending());
+    assert!(poll_with(&mut subscription, &first_waker).is_pending());
+    assert!(poll_with(&mut subscription, &second_waker).is_pending());
+
+    hub.publish("news", message("moved")).unwrap();
+    assert_eq!((first.woken(), second.woken()), (0, 1));
+    assert_eq!(data_of(&ready_events(&mut subscription)), ["moved"]);
+}
+
+#[test]
+fn a_waiting_subscriber_is_woken_when_the_hub_is_dropped() {
+    let hub = Hub::new();
+    let mut subscription = hub.subscribe(["news"], None);
+    let (count, waker) = CountingWaker::new();
+    assert!(poll_with(&mut subscription, &waker).is_pending());
+    assert!(poll_with(&mut subscription, &waker).is_pending());
+    drop(hub);
+    assert_eq!(count.woken(), 1);
+    assert!(matches!(
+        poll_with(&mut subscription, &waker),
+        Poll::Ready(None)
+    ));
+}
+
 #[test]
 fn metrics_count_publishes_deliveries_and_replays() {
     let hub = Hub::new();
@@ -739,6 +815,49 @@ type Published = Vec<(u64, usize, String)>;
 fn concurrent_publishers_and_resuming_subscribers_see_each_event_once_in_order() {
     for seed in 1..=SEEDS {
         concurrent_scenario(seed);
+    }
+}
+
+#[test]
+fn subscribers_on_other_threads_are_woken_for_every_event() {
+    const EVENTS: usize = 20_000;
+    let hub = Hub::with_config(HubConfig::new().queue_capacity(EVENTS));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Each waits for every event; a lost wake-up leaves one waiting forever,
+    // which the timeout turns into a failure.
+    let subscribers: Vec<_> = (0..8)
+        .map(|_| {
+            let mut subscription = hub.subscribe(["news"], None);
+            runtime.spawn(async move {
+                let mut data = Vec::with_capacity(EVENTS);
+                while data.len() < EVENTS {
+                    let next = tokio::time::timeout(Duration::from_secs(10), subscription.next());
+                    let event = next.await.expect("woken").unwrap().unwrap();
+                    data.push(decode(&event).unwrap().data);
+                }
+                data
+            })
+        })
+        .collect();
+    let publisher = std::thread::spawn(move || {
+        for n in 0..EVENTS {
+            hub.publish("news", message(n.to_string())).unwrap();
+            // Vary the pace so that subscribers often go idle just as an
+            // event comes.
+            if n % 3 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        hub
+    });
+    let _hub = publisher.join().unwrap();
+    let expected: Vec<String> = (0..EVENTS).map(|n| n.to_string()).collect();
+    for subscriber in subscribers {
+        assert_eq!(runtime.block_on(subscriber).unwrap(), expected);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Event ids assigned by the hub: `{epoch}-{seq}`, short and ASCII.
+//! Event ids assigned by the hub: `{epoch}-{seq}`, short and ASCII, and how
+//! they get into an event encoded before its id was known.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -6,11 +7,18 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use bytes::{Buf, BufMut, BytesMut};
+
+use crate::error::EventError;
+use crate::event::{EncodedEvent, Event};
+
 /// Hex digits of the epoch in an id: 48 random bits.
 const EPOCH_DIGITS: usize = 12;
 const EPOCH_MASK: u64 = (1 << (4 * EPOCH_DIGITS)) - 1;
 /// Decimal digits of the longest `u64`.
 const MAX_SEQ_DIGITS: usize = 20;
+/// The longest `id:` line: `id: {epoch}-{seq}\n`.
+const MAX_ID_LINE: usize = b"id: ".len() + EPOCH_DIGITS + 1 + MAX_SEQ_DIGITS + 1;
 
 /// A random value that tells one hub's ids from another's, so that an id
 /// from an earlier process (or another hub) is never misread as a position.
@@ -95,6 +103,49 @@ impl fmt::Display for EventId {
     }
 }
 
+/// An event encoded without its id, with room in front for its `id:` line.
+///
+/// Encoding happens before the hub's lock is taken; under the lock, where the
+/// id is assigned, only the id line is written. The block reads as if the
+/// event had been encoded with the id (a client dispatches the same fields,
+/// whatever their order); comment lines, if any, come after the id line.
+#[derive(Debug)]
+pub(crate) struct Unnumbered {
+    /// `MAX_ID_LINE` bytes of room, then the encoded event.
+    buf: BytesMut,
+}
+
+impl Unnumbered {
+    /// Encodes `event`, which must have no id.
+    pub(crate) fn encode(event: Event) -> Result<Self, EventError> {
+        let encoded = event.encode()?;
+        let mut buf = BytesMut::with_capacity(MAX_ID_LINE + encoded.len());
+        buf.put_bytes(0, MAX_ID_LINE);
+        buf.put_slice(encoded.as_bytes());
+        Ok(Self { buf })
+    }
+
+    /// The encoded event, led by the `id:` line of `id`.
+    pub(crate) fn with_id(mut self, id: EventId) -> EncodedEvent {
+        let mut seq = itoa::Buffer::new();
+        let seq = seq.format(id.seq).as_bytes();
+        let start = MAX_ID_LINE - (b"id: ".len() + EPOCH_DIGITS + 1 + seq.len() + 1);
+        let line = &mut self.buf[start..MAX_ID_LINE];
+        let (field, rest) = line.split_at_mut(b"id: ".len());
+        field.copy_from_slice(b"id: ");
+        let (epoch, rest) = rest.split_at_mut(EPOCH_DIGITS);
+        for (at, digit) in epoch.iter_mut().enumerate() {
+            let shift = 4 * (EPOCH_DIGITS - 1 - at);
+            *digit = b"0123456789abcdef"[((id.epoch.0 >> shift) & 0xf) as usize];
+        }
+        rest[0] = b'-';
+        rest[1..=seq.len()].copy_from_slice(seq);
+        rest[seq.len() + 1] = b'\n';
+        self.buf.advance(start);
+        EncodedEvent::from_bytes(self.buf.freeze())
+    }
+}
+
 impl fmt::Debug for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "EventId({self})")
@@ -140,6 +191,18 @@ mod tests {
             "ééééééé-1",
         ] {
             assert_eq!(EventId::parse(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_unnumbered_event_gets_the_id_line_it_would_have_been_encoded_with() {
+        for seq in [1, 42, u64::MAX] {
+            for epoch in [Epoch(0), Epoch(0xab), Epoch(EPOCH_MASK), Epoch::random()] {
+                let id = EventId::new(epoch, seq);
+                let event = || Event::new().event("price").data("a\nb");
+                let numbered = Unnumbered::encode(event()).unwrap().with_id(id);
+                assert_eq!(numbered, event().id(id).encode().unwrap());
+            }
         }
     }
 

@@ -95,7 +95,7 @@ pub use id::EventId;
 pub use metrics::HubMetrics;
 pub use subscription::Subscription;
 
-use id::Epoch;
+use id::{Epoch, Unnumbered};
 use registry::{AfterUnlock, Registry, Resume};
 
 /// The event type of the signal that events are missing and the client
@@ -258,13 +258,15 @@ impl Hub {
     /// refused event takes no id and reaches no one.
     pub fn publish(&self, topic: &str, event: Event) -> Result<EventId, HubError> {
         check(&event)?;
+        // Encoded before the lock is taken; the id goes in under it.
+        let event = Unnumbered::encode(event).map_err(HubError::event)?;
         let shared = self.shared();
         let mut after = AfterUnlock::default();
         let id = shared
             .lock()
             .publish(topic, event, shared.epoch, &shared.config, &mut after);
         after.run();
-        id
+        Ok(id)
     }
 
     /// Sends `event` to every open subscription registered for `client_id`

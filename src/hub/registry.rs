@@ -14,11 +14,10 @@ use std::task::Waker;
 
 use tokio::time::Instant;
 
-use crate::event::{EncodedEvent, Event};
+use crate::event::EncodedEvent;
 
 use super::config::HubConfig;
-use super::error::HubError;
-use super::id::{Epoch, EventId};
+use super::id::{Epoch, EventId, Unnumbered};
 use super::metrics::HubMetrics;
 use super::queue::{End, Pushed, Queue};
 use super::topic::{Retention, Slot, Topic};
@@ -122,18 +121,18 @@ impl Registry {
         self.last_seq
     }
 
-    /// Assigns the next position, encodes `event` with its id, retains it and
-    /// fans it out.
+    /// Assigns the next position, gives `event` its id, retains it and fans
+    /// it out.
     pub(crate) fn publish(
         &mut self,
         topic: &str,
-        event: Event,
+        event: Unnumbered,
         epoch: Epoch,
         config: &HubConfig,
         after: &mut AfterUnlock,
-    ) -> Result<EventId, HubError> {
+    ) -> EventId {
         let id = EventId::new(epoch, self.last_seq + 1);
-        let event = event.id(id).encode().map_err(HubError::event)?;
+        let event = event.with_id(id);
         self.last_seq = id.seq();
         let now = config.replay_max_age.map(|_| Instant::now());
 
@@ -153,7 +152,7 @@ impl Registry {
         self.counters.published += 1;
         self.counters.delivered += delivered;
         self.cut_off_lagged(after);
-        Ok(id)
+        id
     }
 
     /// Pushes `event` to every open subscription of `client`; returns how

@@ -12,7 +12,7 @@ use crate::error::Lagged;
 use crate::event::EncodedEvent;
 
 use super::Shared;
-use super::queue::{End, Popped, Queue};
+use super::queue::{End, Popped, Queue, WakerKey};
 
 /// One connection's stream of events from a [`Hub`](super::Hub), made by
 /// [`Hub::subscribe`](super::Hub::subscribe) or
@@ -39,6 +39,8 @@ pub struct Subscription {
     /// The resync signal or the replayed events, yielded before the queue.
     replay: VecDeque<EncodedEvent>,
     phase: Phase,
+    /// The waker this subscription last left in its queue.
+    left: Option<WakerKey>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +64,7 @@ impl Subscription {
             queue,
             replay,
             phase: Phase::Live,
+            left: None,
         }
     }
 
@@ -71,48 +74,63 @@ impl Subscription {
     pub fn queued(&self) -> usize {
         self.replay.len() + self.queue.len()
     }
-}
 
-impl Stream for Subscription {
-    type Item = Result<EncodedEvent, Lagged>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if let Some(event) = this.replay.pop_front() {
+    /// Everything but the idle poll: the replay, then the queue, then how
+    /// the stream ends.
+    fn poll_queue(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<EncodedEvent, Lagged>>> {
+        if let Some(event) = self.replay.pop_front() {
             return Poll::Ready(Some(Ok(event)));
         }
-        match this.phase {
+        match self.phase {
             Phase::Live => {}
             Phase::Lagged => {
-                this.phase = Phase::Done;
+                self.phase = Phase::Done;
                 return Poll::Ready(Some(Err(Lagged::new())));
             }
             Phase::Done => return Poll::Ready(None),
         }
         loop {
-            return match this.queue.poll_pop(cx) {
+            return match self.queue.poll_pop(cx, &mut self.left) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Popped::Event(event)) => Poll::Ready(Some(Ok(event))),
-                Poll::Ready(Popped::Gap) => match &this.shared.gap_signal {
+                Poll::Ready(Popped::Gap) => match &self.shared.gap_signal {
                     Some(signal) => Poll::Ready(Some(Ok(signal.clone()))),
                     None => continue,
                 },
-                Poll::Ready(Popped::End(End::Lagged)) => match &this.shared.lag_hint {
+                Poll::Ready(Popped::End(End::Lagged)) => match &self.shared.lag_hint {
                     Some(hint) => {
-                        this.phase = Phase::Lagged;
+                        self.phase = Phase::Lagged;
                         Poll::Ready(Some(Ok(hint.clone())))
                     }
                     None => {
-                        this.phase = Phase::Done;
+                        self.phase = Phase::Done;
                         Poll::Ready(Some(Err(Lagged::new())))
                     }
                 },
                 Poll::Ready(Popped::End(End::Closed)) => {
-                    this.phase = Phase::Done;
+                    self.phase = Phase::Done;
                     Poll::Ready(None)
                 }
             };
         }
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<EncodedEvent, Lagged>;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        // The common poll: nothing new since the last one. Inlined into the
+        // body that polls, so that it costs one atomic load and no call. The
+        // queue is marked idle only by `poll_queue` once the replay is
+        // drained, in the live phase, and never after it has ended, so
+        // nothing else can be waiting.
+        if this.queue.is_idle_for(cx.waker(), this.left) {
+            return Poll::Pending;
+        }
+        this.poll_queue(cx)
     }
 }
 

@@ -1,0 +1,999 @@
+//! An end-to-end load test: tower-sse behind axum against axum's own SSE, on
+//! one server on 127.0.0.1, in one run.
+//!
+//! ```text
+//! bash -c 'ulimit -n 20000 && cargo run --release --example loadtest --features axum -- --seconds 5 --idle 10000'
+//! ```
+//!
+//! One axum router serves both contestants: `/tower-sse` (a
+//! [`SseResponse`]) and `/axum` (axum's `Sse`), each an endless, always-ready
+//! stream of typical events (id `12345`, type `update`, 256 bytes of JSON),
+//! with a keep-alive every 15 s, and `?events=N` to end after `N` events. The
+//! server runs on a tokio runtime of its own (2 workers) whose threads are all
+//! named `server`, so its CPU time is read per thread from
+//! `/proc/self/task/*/schedstat`, apart from the clients' (`client` threads).
+//!
+//! Clients speak raw HTTP/1.1 over TCP and count events in the raw bytes as
+//! they arrive: a blank line (`\n\n`) ends an event, and the chunked encoding
+//! around the events adds only `\r\n`-ended lines, two carriage returns a
+//! chunk, which also count the frames the server wrote. A pre-check asks each
+//! route for `?events=1000` and checks both the raw count and the de-chunked
+//! body, byte for byte.
+//!
+//! Then, for each contestant in turn: 1 client, then 64 clients, each for
+//! `--seconds` after a 1 s warm-up: events/s and server CPU time per event.
+//!
+//! Last, memory per idle connection: for each contestant a fresh server
+//! process (this program, `--serve-idle`) gets `--idle` connections to a route
+//! whose stream never yields, and its resident memory is read before and
+//! after. A fresh process each, so neither contestant reuses memory the other
+//! freed, and the clients' memory is not counted. Both processes need a file
+//! descriptor per connection: hence `ulimit -n`. `--idle 0` skips this test.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::response::IntoResponse;
+use axum::response::sse as axum_sse;
+use axum::routing::get;
+use futures_util::stream::{self, Stream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tower_sse::axum::SseResponse;
+use tower_sse::{BoxError, Event, KeepAlive, SseConfig};
+
+const EVENT_ID: u32 = 12345;
+const JSON_BYTES: usize = 256;
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+const WARM_UP: Duration = Duration::from_secs(1);
+const MANY_CLIENTS: usize = 64;
+const CHECK_EVENTS: u64 = 1000;
+const READ_BUFFER: usize = 256 * 1024;
+/// Connections being opened at once in the idle test: well under the
+/// listener's backlog, so that no SYN is dropped and retried a second later.
+const OPENING_AT_ONCE: usize = 128;
+/// File descriptors kept for everything but the idle connections.
+const SPARE_FDS: u64 = 100;
+/// A child server process exits by itself after this long, whatever happens.
+const CHILD_LIFETIME: Duration = Duration::from_secs(300);
+
+fn main() -> Result<(), BoxError> {
+    let args = Args::parse(std::env::args().skip(1))?;
+    if args.serve_idle {
+        return serve_idle();
+    }
+
+    let machine = Machine::read();
+    println!("# tower-sse end-to-end load test\n");
+    println!("{machine}\n");
+
+    let json: &'static str = Box::leak(typical_json().into_boxed_str());
+    let addr = start_server(json)?;
+    println!("server: http://{addr} (2 worker threads)");
+
+    for contestant in Contestant::ALL {
+        check(addr, contestant, json)?;
+        println!(
+            "pre-check {}: {CHECK_EVENTS} events counted, body exact, connection closed",
+            contestant.name()
+        );
+    }
+
+    let mut throughput = Vec::new();
+    for clients in [1, MANY_CLIENTS] {
+        for contestant in Contestant::ALL {
+            let result = measure_throughput(addr, contestant, clients, args.seconds)?;
+            println!(
+                "{clients:>2} client(s), {:<9}: {:>10.0} events/s, {:>6.0} ns server CPU/event",
+                contestant.name(),
+                result.events_per_s(),
+                result.server_ns_per_event(),
+            );
+            throughput.push((clients, contestant, result));
+            // Lets the server drop the connections just closed.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    let idle_connections = fit_fd_limit(args.idle);
+    let mut idle = Vec::new();
+    for contestant in Contestant::ALL.into_iter().filter(|_| idle_connections > 0) {
+        let result = measure_idle(contestant, idle_connections)?;
+        println!(
+            "idle {:<9}: {} connections, {:.1} KiB/connection",
+            contestant.name(),
+            result.connections,
+            result.kib_per_connection()
+        );
+        idle.push((contestant, result));
+    }
+
+    report(&machine, &args, &throughput, &idle);
+    Ok(())
+}
+
+struct Args {
+    seconds: u64,
+    idle: u64,
+    serve_idle: bool,
+}
+
+impl Args {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, BoxError> {
+        let mut parsed = Self {
+            seconds: 5,
+            idle: 10_000,
+            serve_idle: false,
+        };
+        while let Some(arg) = args.next() {
+            let mut number = |name: &str| -> Result<u64, BoxError> {
+                let value = args.next().ok_or(format!("{name} needs a number"))?;
+                value
+                    .parse()
+                    .map_err(|_| format!("{name}: not a number: {value}").into())
+            };
+            match arg.as_str() {
+                "--seconds" => parsed.seconds = number("--seconds")?.max(1),
+                "--idle" => parsed.idle = number("--idle")?,
+                "--serve-idle" => parsed.serve_idle = true,
+                other => {
+                    return Err(format!(
+                        "unknown argument {other}; usage: loadtest [--seconds N] [--idle N]"
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Contestant {
+    TowerSse,
+    Axum,
+}
+
+impl Contestant {
+    const ALL: [Self; 2] = [Self::TowerSse, Self::Axum];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::TowerSse => "tower-sse",
+            Self::Axum => "axum",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Self::TowerSse => "/tower-sse",
+            Self::Axum => "/axum",
+        }
+    }
+
+    fn idle_path(self) -> &'static str {
+        match self {
+            Self::TowerSse => "/tower-sse/idle",
+            Self::Axum => "/axum/idle",
+        }
+    }
+}
+
+/// 256 bytes of JSON with no line breaks, built once.
+fn typical_json() -> String {
+    let head =
+        r#"{"type":"update","symbol":"TWR","price":101.25,"volume":123456,"seq":12345,"note":""#;
+    let tail = r#""}"#;
+    let mut json = String::with_capacity(JSON_BYTES);
+    json.push_str(head);
+    json.extend(std::iter::repeat_n(
+        'x',
+        JSON_BYTES - head.len() - tail.len(),
+    ));
+    json.push_str(tail);
+    debug_assert_eq!(json.len(), JSON_BYTES);
+    json
+}
+
+// ---- The server ------------------------------------------------------------
+
+#[derive(Clone)]
+struct App {
+    json: &'static str,
+    config: SseConfig,
+}
+
+fn router(json: &'static str) -> Router {
+    let config = SseConfig::new().keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    Router::new()
+        .route("/tower-sse", get(tower_sse_events))
+        .route("/tower-sse/idle", get(tower_sse_idle))
+        .route("/axum", get(axum_events))
+        .route("/axum/idle", get(axum_idle))
+        .with_state(App { json, config })
+}
+
+async fn tower_sse_events(
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+) -> SseResponse<impl Stream<Item = Event> + Send> {
+    let json = app.json;
+    let events = stream::repeat_with(move || Event::new().id(EVENT_ID).event("update").data(json))
+        .take(event_limit(query.as_deref()));
+    SseResponse::new(events).config(app.config)
+}
+
+async fn tower_sse_idle(State(app): State<App>) -> SseResponse<impl Stream<Item = Event> + Send> {
+    SseResponse::new(stream::pending()).config(app.config)
+}
+
+async fn axum_events(State(app): State<App>, RawQuery(query): RawQuery) -> impl IntoResponse {
+    let json = app.json;
+    let events = stream::repeat_with(move || {
+        Ok::<_, Infallible>(
+            axum_sse::Event::default()
+                .id("12345")
+                .event("update")
+                .data(json),
+        )
+    })
+    .take(event_limit(query.as_deref()));
+    axum_sse::Sse::new(events).keep_alive(axum_sse::KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+async fn axum_idle() -> impl IntoResponse {
+    let events = stream::pending::<Result<axum_sse::Event, Infallible>>();
+    axum_sse::Sse::new(events).keep_alive(axum_sse::KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// `events=N` in the query ends the stream after `N` events.
+fn event_limit(query: Option<&str>) -> usize {
+    query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("events=")?.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+/// Serves the router on 127.0.0.1 from threads of its own, all named
+/// `server`, for as long as the process lives.
+fn start_server(json: &'static str) -> Result<SocketAddr, BoxError> {
+    let (bound, addr) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("server".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("server")
+                .enable_all()
+                .build();
+            let runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = bound.send(Err(error));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        let _ = bound.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = bound.send(listener.local_addr());
+                if let Err(error) = axum::serve(listener, router(json)).await {
+                    eprintln!("server failed: {error}");
+                }
+            });
+        })?;
+    Ok(addr.recv_timeout(Duration::from_secs(10))??)
+}
+
+/// `--serve-idle`: a server process of its own for the idle test. It prints
+/// its address and serves until its standard input closes.
+fn serve_idle() -> Result<(), BoxError> {
+    std::thread::spawn(|| {
+        std::thread::sleep(CHILD_LIFETIME);
+        eprintln!("idle server: still running after {CHILD_LIFETIME:?}, exiting");
+        std::process::exit(2);
+    });
+    let json: &'static str = Box::leak(typical_json().into_boxed_str());
+    let addr = start_server(json)?;
+    println!("listening {addr}");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    Ok(())
+}
+
+// ---- Clients ---------------------------------------------------------------
+
+fn request(path: &str, close: bool) -> String {
+    let connection = if close { "connection: close\r\n" } else { "" };
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n{connection}\r\n"
+    )
+}
+
+/// Reads a response head into `buf`; returns the head's length and how many
+/// bytes of `buf` are filled (the head and the body's first bytes).
+async fn read_head(stream: &mut TcpStream, buf: &mut [u8]) -> Result<(usize, usize), BoxError> {
+    let mut filled = 0;
+    loop {
+        if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
+            let head = &buf[..end + 4];
+            if !head.starts_with(b"HTTP/1.1 200 ") {
+                let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+                return Err(
+                    format!("unexpected response: {}", String::from_utf8_lossy(line)).into(),
+                );
+            }
+            return Ok((end + 4, filled));
+        }
+        if filled == buf.len() {
+            return Err("response head too long".into());
+        }
+        let n = stream.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return Err("connection closed before the response head".into());
+        }
+        filled += n;
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// Counts, across reads, the blank lines that end events (`\n\n`) and the
+/// carriage returns of the chunked encoding (two a chunk) in a response body's
+/// raw bytes. Events hold no `\r`, and a chunk's framing never makes a `\n\n`.
+#[derive(Default)]
+struct Scan {
+    last_was_lf: bool,
+}
+
+impl Scan {
+    /// Returns (events, carriage returns) in `bytes`.
+    fn feed(&mut self, bytes: &[u8]) -> (u64, u64) {
+        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+            return (0, 0);
+        };
+        let across = u64::from(self.last_was_lf && first == b'\n');
+        self.last_was_lf = last == b'\n';
+        (across + count_lf_pairs(bytes), count_byte(bytes, b'\r'))
+    }
+}
+
+// The client must read faster than the server writes: these count in blocks
+// of at most 255 bytes with a `u8` sum, which the compiler vectorizes (about
+// ten times faster than a plain `filter().count()`).
+const BLOCK: usize = 255;
+
+fn count_byte(bytes: &[u8], byte: u8) -> u64 {
+    bytes
+        .chunks(BLOCK)
+        .map(|block| {
+            let count = block.iter().map(|&b| u8::from(b == byte));
+            u64::from(count.fold(0, u8::wrapping_add))
+        })
+        .sum()
+}
+
+/// The `\n\n` in `bytes`, overlapping ones included.
+fn count_lf_pairs(bytes: &[u8]) -> u64 {
+    let Some(next) = bytes.get(1..) else {
+        return 0;
+    };
+    bytes
+        .chunks(BLOCK)
+        .zip(next.chunks(BLOCK))
+        .map(|(this, next)| {
+            let pairs = this.iter().zip(next);
+            let count = pairs.map(|(&a, &b)| u8::from(a == b'\n') & u8::from(b == b'\n'));
+            u64::from(count.fold(0, u8::wrapping_add))
+        })
+        .sum()
+}
+
+/// What the clients of one measurement have read so far.
+#[derive(Default)]
+struct Counters {
+    events: AtomicU64,
+    crs: AtomicU64,
+    bytes: AtomicU64,
+    reads: AtomicU64,
+}
+
+/// Reads an event stream until `stop`, counting as it goes.
+async fn read_events(
+    addr: SocketAddr,
+    path: &'static str,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), BoxError> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request(path, false).as_bytes()).await?;
+    let mut buf = vec![0; READ_BUFFER];
+    let (head, filled) = read_head(&mut stream, &mut buf).await?;
+    let mut scan = Scan::default();
+    let mut bytes = &buf[head..filled];
+    loop {
+        let (events, crs) = scan.feed(bytes);
+        counters.events.fetch_add(events, Ordering::Relaxed);
+        counters.crs.fetch_add(crs, Ordering::Relaxed);
+        counters
+            .bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        counters.reads.fetch_add(1, Ordering::Relaxed);
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err("the server ended an endless stream".into());
+        }
+        bytes = &buf[..n];
+    }
+}
+
+/// Asks `route?events=1000` and checks the raw count, the body byte for byte,
+/// and that the response ends.
+fn check(addr: SocketAddr, contestant: Contestant, json: &'static str) -> Result<(), BoxError> {
+    let expected = Event::new()
+        .id(EVENT_ID)
+        .event("update")
+        .data(json)
+        .encode()?
+        .into_bytes();
+    let runtime = client_runtime(1)?;
+    let response = runtime.block_on(async {
+        let exchange = async {
+            let mut stream = TcpStream::connect(addr).await?;
+            let path = format!("{}?events={CHECK_EVENTS}", contestant.path());
+            stream.write_all(request(&path, true).as_bytes()).await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            Ok::<_, BoxError>(response)
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange).await
+    });
+    let response = response.map_err(|_| format!("{}: no end in 10 s", contestant.name()))??;
+    let name = contestant.name();
+    let head_end = find(&response, b"\r\n\r\n").ok_or(format!("{name}: no response head"))? + 4;
+    let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200 ")
+        || !head.contains("content-type: text/event-stream")
+        || !head.contains("transfer-encoding: chunked")
+    {
+        return Err(format!("{name}: unexpected response head:\n{head}").into());
+    }
+    let body = &response[head_end..];
+    let (events, _) = Scan::default().feed(body);
+    if events != CHECK_EVENTS {
+        return Err(format!("{name}: counted {events} events, not {CHECK_EVENTS}").into());
+    }
+    let content = dechunk(body).map_err(|error| format!("{name}: {error}"))?;
+    let exact = content.len() == expected.len() * CHECK_EVENTS as usize
+        && content
+            .chunks(expected.len())
+            .all(|event| event == expected);
+    if !exact {
+        return Err(format!("{name}: the body is not {CHECK_EVENTS} typical events").into());
+    }
+    Ok(())
+}
+
+/// The content of a chunked body, which must end with its last chunk.
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut content = Vec::new();
+    loop {
+        let line_end = find(body, b"\r\n").ok_or("a chunk size line without an end")?;
+        let size = std::str::from_utf8(&body[..line_end])
+            .ok()
+            .and_then(|size| usize::from_str_radix(size, 16).ok())
+            .ok_or("a chunk size that is not hexadecimal")?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return if body == b"\r\n" {
+                Ok(content)
+            } else {
+                Err("bytes after the last chunk".into())
+            };
+        }
+        if body.len() < size + 2 || &body[size..size + 2] != b"\r\n" {
+            return Err("a chunk shorter than its size".into());
+        }
+        content.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
+fn client_runtime(threads: usize) -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("client")
+        .enable_all()
+        .build()
+}
+
+// ---- Throughput ------------------------------------------------------------
+
+/// The counters and CPU times at one moment.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Instant,
+    events: u64,
+    crs: u64,
+    bytes: u64,
+    reads: u64,
+    server: ThreadsCpu,
+    client: ThreadsCpu,
+    others_ticks: u64,
+}
+
+impl Sample {
+    fn take(counters: &Counters) -> Self {
+        Self {
+            at: Instant::now(),
+            events: counters.events.load(Ordering::Relaxed),
+            crs: counters.crs.load(Ordering::Relaxed),
+            bytes: counters.bytes.load(Ordering::Relaxed),
+            reads: counters.reads.load(Ordering::Relaxed),
+            server: ThreadsCpu::read("server"),
+            client: ThreadsCpu::read("client"),
+            others_ticks: others_cpu_ticks(),
+        }
+    }
+}
+
+/// What happened between two samples.
+struct Throughput {
+    seconds: f64,
+    events: u64,
+    frames: u64,
+    bytes: u64,
+    reads: u64,
+    server: ThreadsCpu,
+    client: ThreadsCpu,
+    others_ticks: u64,
+}
+
+impl Throughput {
+    fn between(before: Sample, after: Sample) -> Self {
+        Self {
+            seconds: (after.at - before.at).as_secs_f64(),
+            events: after.events - before.events,
+            frames: (after.crs - before.crs) / 2,
+            bytes: after.bytes - before.bytes,
+            reads: after.reads - before.reads,
+            server: after.server.since(before.server),
+            client: after.client.since(before.client),
+            others_ticks: after.others_ticks.saturating_sub(before.others_ticks),
+        }
+    }
+
+    fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
+
+    fn server_ns_per_event(&self) -> f64 {
+        self.server.ns as f64 / self.events.max(1) as f64
+    }
+
+    fn client_ns_per_event(&self) -> f64 {
+        self.client.ns as f64 / self.events.max(1) as f64
+    }
+
+    fn server_cores(&self) -> f64 {
+        self.server.ns as f64 / 1e9 / self.seconds
+    }
+
+    fn client_cores(&self) -> f64 {
+        self.client.ns as f64 / 1e9 / self.seconds
+    }
+
+    fn others_cores(&self) -> f64 {
+        self.others_ticks as f64 / USER_HZ / self.seconds
+    }
+
+    fn events_per_frame(&self) -> f64 {
+        self.events as f64 / self.frames.max(1) as f64
+    }
+
+    fn kib_per_read(&self) -> f64 {
+        self.bytes as f64 / 1024.0 / self.reads.max(1) as f64
+    }
+
+    fn mib_per_s(&self) -> f64 {
+        self.bytes as f64 / (1024.0 * 1024.0) / self.seconds
+    }
+}
+
+fn measure_throughput(
+    addr: SocketAddr,
+    contestant: Contestant,
+    clients: usize,
+    seconds: u64,
+) -> Result<Throughput, BoxError> {
+    let runtime = client_runtime(clients.min(2))?;
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let task = read_events(addr, contestant.path(), counters.clone(), stop.clone());
+            runtime.spawn(task)
+        })
+        .collect();
+
+    std::thread::sleep(WARM_UP);
+    let before = Sample::take(&counters);
+    std::thread::sleep(Duration::from_secs(seconds));
+    let after = Sample::take(&counters);
+    stop.store(true, Ordering::Relaxed);
+
+    let ended = runtime.block_on(async {
+        let all = futures_util::future::join_all(tasks);
+        tokio::time::timeout(Duration::from_secs(10), all).await
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    for result in ended.map_err(|_| "clients did not stop in 10 s")? {
+        result?.map_err(|error| format!("{} client: {error}", contestant.name()))?;
+    }
+    Ok(Throughput::between(before, after))
+}
+
+/// The CPU time of this process's threads named `name`.
+#[derive(Clone, Copy, Default)]
+struct ThreadsCpu {
+    /// On CPU, in nanoseconds: the first field of each thread's `schedstat`.
+    ns: u64,
+    /// In user and in kernel mode, in `USER_HZ` ticks: fields 14 and 15 of
+    /// each thread's `stat`, coarse but enough to split `ns`.
+    user_ticks: u64,
+    system_ticks: u64,
+}
+
+impl ThreadsCpu {
+    fn read(name: &str) -> Self {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Self::default();
+        };
+        tasks
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == name)
+            })
+            .filter_map(|task| {
+                let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+                let ns = schedstat.split_whitespace().next()?.parse().ok()?;
+                let (user_ticks, system_ticks) =
+                    user_system_ticks(&std::fs::read_to_string(task.path().join("stat")).ok()?)?;
+                Some(Self {
+                    ns,
+                    user_ticks,
+                    system_ticks,
+                })
+            })
+            .fold(Self::default(), |sum, thread| Self {
+                ns: sum.ns + thread.ns,
+                user_ticks: sum.user_ticks + thread.user_ticks,
+                system_ticks: sum.system_ticks + thread.system_ticks,
+            })
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            ns: self.ns.saturating_sub(before.ns),
+            user_ticks: self.user_ticks.saturating_sub(before.user_ticks),
+            system_ticks: self.system_ticks.saturating_sub(before.system_ticks),
+        }
+    }
+
+    /// The share of the time spent in user mode, in the application and its
+    /// libraries rather than in the kernel's TCP stack.
+    fn user_share(self) -> f64 {
+        self.user_ticks as f64 / (self.user_ticks + self.system_ticks).max(1) as f64
+    }
+}
+
+/// utime and stime from a `stat` line: fields 14 and 15, counted after the
+/// command's closing `)`.
+fn user_system_ticks(stat: &str) -> Option<(u64, u64)> {
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+/// The unit of `/proc/stat` and `/proc/<pid>/stat` times: `USER_HZ`, 100 on
+/// Linux whatever the kernel's tick rate.
+const USER_HZ: f64 = 100.0;
+
+/// The CPU time, in `USER_HZ` ticks, that every process but this one has used
+/// since boot: other work on the machine competes with the measurement.
+fn others_cpu_ticks() -> u64 {
+    let busy = std::fs::read_to_string("/proc/stat").ok().and_then(|stat| {
+        let times: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map_while(|field| field.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal: all but idle, iowait.
+        let busy = times.get(..8)?;
+        Some(busy[0] + busy[1] + busy[2] + busy[5] + busy[6] + busy[7])
+    });
+    let ours = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| user_system_ticks(&stat))
+        .map(|(user, system)| user + system);
+    busy.zip(ours)
+        .map_or(0, |(busy, ours)| busy.saturating_sub(ours))
+}
+
+// ---- Idle connections ------------------------------------------------------
+
+struct Idle {
+    connections: u64,
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+}
+
+impl Idle {
+    fn kib_per_connection(&self) -> f64 {
+        self.rss_after_kib.saturating_sub(self.rss_before_kib) as f64 / self.connections as f64
+    }
+}
+
+/// Ends a child process that is still running when dropped.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn measure_idle(contestant: Contestant, connections: u64) -> Result<Idle, BoxError> {
+    let child = Command::new(std::env::current_exe()?)
+        .arg("--serve-idle")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut child = ChildGuard(child);
+    let pid = child.0.id();
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .ok_or("no stdout from the idle server")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|addr| addr.parse().ok())
+        .ok_or_else(|| format!("idle server said {line:?}"))?;
+
+    let path = contestant.idle_path();
+    let runtime = client_runtime(2)?;
+    let idle = runtime.block_on(async {
+        // First connections pay for what every server pays once.
+        drop(open_idle(addr, path, 64).await?);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_before_kib = rss_kib(pid)?;
+        let open = open_idle(addr, path, connections).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss_after_kib = rss_kib(pid)?;
+        drop(open);
+        Ok::<_, BoxError>(Idle {
+            connections,
+            rss_before_kib,
+            rss_after_kib,
+        })
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(child);
+    Ok(idle)
+}
+
+/// Opens `count` SSE connections to `path` and waits for every response head.
+async fn open_idle(addr: SocketAddr, path: &str, count: u64) -> Result<Vec<TcpStream>, BoxError> {
+    let request = request(path, false);
+    let open = stream::iter(0..count)
+        .map(|_| async {
+            let mut stream = TcpStream::connect(addr).await?;
+            stream.write_all(request.as_bytes()).await?;
+            read_head(&mut stream, &mut [0; 1024]).await?;
+            Ok::<_, BoxError>(stream)
+        })
+        .buffer_unordered(OPENING_AT_ONCE)
+        .collect::<Vec<_>>();
+    let opened = tokio::time::timeout(Duration::from_secs(120), open)
+        .await
+        .map_err(|_| format!("{count} connections not open in 120 s"))?;
+    opened.into_iter().collect()
+}
+
+/// A process's resident memory, in KiB.
+fn rss_kib(pid: u32) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kib| kib.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| "no VmRSS in /proc/<pid>/status".into())
+}
+
+/// Lowers the idle connection count to what the open-file limit allows:
+/// the client side and each server process need a descriptor per connection.
+fn fit_fd_limit(wanted: u64) -> u64 {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<u64>().ok()
+        });
+    match soft {
+        Some(soft) if soft < wanted + SPARE_FDS => {
+            let fits = soft.saturating_sub(SPARE_FDS);
+            eprintln!(
+                "warning: open files limited to {soft}: {fits} idle connections, not {wanted} \
+                 (raise it with `ulimit -n {}`)",
+                wanted + SPARE_FDS
+            );
+            fits
+        }
+        _ => wanted,
+    }
+}
+
+// ---- Report ----------------------------------------------------------------
+
+struct Machine {
+    cpus: usize,
+    model: String,
+    kernel: String,
+}
+
+impl Machine {
+    fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let model = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
+            .map_or("unknown".into(), |(_, model)| model.trim().to_owned());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or("unknown".into(), |release| release.trim().to_owned());
+        Self {
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            model,
+            kernel,
+        }
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "machine: {} CPUs ({}), Linux {}",
+            self.cpus, self.model, self.kernel
+        )
+    }
+}
+
+fn report(
+    machine: &Machine,
+    args: &Args,
+    throughput: &[(usize, Contestant, Throughput)],
+    idle: &[(Contestant, Idle)],
+) {
+    let find = |clients: usize, contestant: Contestant| {
+        throughput
+            .iter()
+            .find(|(c, who, _)| *c == clients && *who == contestant)
+            .map(|(_, _, result)| result)
+    };
+    println!("\n## Results\n");
+    println!(
+        "{machine}; {} s per measurement after a {} s warm-up; typical event: id, type, {JSON_BYTES} bytes of JSON\n",
+        args.seconds,
+        WARM_UP.as_secs()
+    );
+    println!("| measurement | tower-sse | axum | tower-sse / axum |");
+    println!("| --- | ---: | ---: | ---: |");
+    for clients in [1, MANY_CLIENTS] {
+        let (Some(ours), Some(theirs)) = (
+            find(clients, Contestant::TowerSse),
+            find(clients, Contestant::Axum),
+        ) else {
+            continue;
+        };
+        let label = if clients == 1 {
+            "1 connection".to_owned()
+        } else {
+            format!("{clients} connections")
+        };
+        println!(
+            "| {label}: events/s | {:.0} | {:.0} | {:.2}x |",
+            ours.events_per_s(),
+            theirs.events_per_s(),
+            ours.events_per_s() / theirs.events_per_s()
+        );
+        println!(
+            "| {label}: server CPU ns/event | {:.0} | {:.0} | {:.2}x |",
+            ours.server_ns_per_event(),
+            theirs.server_ns_per_event(),
+            ours.server_ns_per_event() / theirs.server_ns_per_event()
+        );
+    }
+    if let [(_, ours), (_, theirs)] = idle {
+        println!(
+            "| {} idle connections: server KiB/connection | {:.1} | {:.1} | {:.2}x |",
+            ours.connections,
+            ours.kib_per_connection(),
+            theirs.kib_per_connection(),
+            ours.kib_per_connection() / theirs.kib_per_connection()
+        );
+    }
+
+    println!("\n### Details\n");
+    println!(
+        "| run | events/s | MiB/s | events/frame | KiB/read | server CPU (cores) \
+         | server ns/event | of which user mode | client CPU (cores) | client ns/event \
+         | other processes' CPU (cores) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (clients, contestant, result) in throughput {
+        println!(
+            "| {} × {clients} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} | {:.0}% | {:.2} | {:.0} | {:.2} |",
+            contestant.name(),
+            result.events_per_s(),
+            result.mib_per_s(),
+            result.events_per_frame(),
+            result.kib_per_read(),
+            result.server_cores(),
+            result.server_ns_per_event(),
+            result.server.user_share() * 100.0,
+            result.client_cores(),
+            result.client_ns_per_event(),
+            result.others_cores(),
+        );
+    }
+    println!();
+    println!("| idle server | connections | RSS before (KiB) | RSS after (KiB) | KiB/connection |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (contestant, result) in idle {
+        println!(
+            "| {} | {} | {} | {} | {:.1} |",
+            contestant.name(),
+            result.connections,
+            result.rss_before_kib,
+            result.rss_after_kib,
+            result.kib_per_connection()
+        );
+    }
+}
