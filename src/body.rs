@@ -96,8 +96,9 @@ pin_project! {
         // from it only when it fires.
         last_write: Instant,
         max_age_deadline: Option<Instant>,
-        #[pin]
-        max_age: Option<Sleep>,
+        // Boxed: most streams have no maximum age, and an idle connection
+        // should not carry room for a timer it does not use.
+        max_age: Option<Pin<Box<Sleep>>>,
         shutdown: Option<Watcher>,
     }
 }
@@ -258,8 +259,8 @@ where
                 return Poll::Ready(shut_down(this.state, this.close, config));
             }
         }
-        if let Some(max_age) = timers.max_age.as_mut().as_pin_mut() {
-            if max_age.poll(cx).is_ready() {
+        if let Some(max_age) = timers.max_age.as_mut() {
+            if max_age.as_mut().poll(cx).is_ready() {
                 finish(this.state, this.close, CloseReason::MaxAge);
                 return Poll::Ready(None);
             }
@@ -305,7 +306,7 @@ impl Timers {
                 .map(|keep_alive| tokio::time::sleep_until(now + keep_alive.get_interval())),
             last_write: now,
             max_age_deadline,
-            max_age: max_age_deadline.map(tokio::time::sleep_until),
+            max_age: max_age_deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
             shutdown: inner.shutdown.as_ref().map(|shutdown| shutdown.watch()),
         }
     }
