@@ -11,31 +11,29 @@ mod support;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::routing::get;
-use futures_util::stream::{self, Stream, StreamExt};
+use futures_util::stream::{self, StreamExt};
 use http::{Request, Response};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::{ServiceBuilder, service_fn};
 use tower_sse::axum::SseResponse;
-use tower_sse::decode::{DecodeStream, MessageEvent};
+use tower_sse::decode::DecodeStream;
 use tower_sse::{
     CloseReason, Event, Farewell, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer,
     SseLayer,
 };
 
-use support::client::{self, Connection};
-use support::{CloseRecorder, within};
-
-type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+use support::client::{self, Connection, open_events as open};
+use support::{
+    CloseRecorder, EventStream, all_events, assert_sse_headers, next_event, one_then_idle,
+    receive_at_least, server, triple, within,
+};
 
 /// Serves `app` on a fresh 127.0.0.1 port until `stop` resolves (or forever),
 /// with axum's graceful shutdown.
@@ -43,67 +41,13 @@ async fn serve<F>(app: Router, stop: F) -> (SocketAddr, JoinHandle<std::io::Resu
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = server::bind().await;
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await
     });
     (addr, server)
-}
-
-/// Opens an event stream at `path` and returns its decoder.
-async fn open(
-    addr: SocketAddr,
-    path: &str,
-    last_event_id: Option<&str>,
-) -> (Connection, DecodeStream<Incoming>) {
-    let mut connection = Connection::open(addr).await;
-    let response = connection
-        .send(client::event_source(addr, path, last_event_id))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
-    );
-    (connection, DecodeStream::new(response.into_body()))
-}
-
-async fn next_event(events: &mut DecodeStream<Incoming>) -> Option<MessageEvent> {
-    within("the next event", events.next())
-        .await
-        .map(|event| event.expect("the stream decodes"))
-}
-
-/// (type, data, last event id) of every event until the stream ends.
-async fn all_events(mut events: DecodeStream<Incoming>) -> Vec<(String, String, String)> {
-    let mut received = Vec::new();
-    while let Some(event) = next_event(&mut events).await {
-        received.push((event.event_type, event.data, event.last_event_id));
-    }
-    received
-}
-
-fn triple(event_type: &str, data: &str, id: &str) -> (String, String, String) {
-    (event_type.into(), data.into(), id.into())
-}
-
-/// Waits until `recorder` holds `count` reasons.
-async fn closed(recorder: &CloseRecorder, count: usize) -> Vec<CloseReason> {
-    within("the close hook", async {
-        while recorder.reasons().len() < count {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    recorder.reasons()
-}
-
-/// One event, then nothing for ever.
-fn one_then_idle(data: &'static str) -> EventStream {
-    Box::pin(stream::iter([Event::new().id(1).data(data)]).chain(stream::pending()))
 }
 
 #[tokio::test]
@@ -135,12 +79,7 @@ async fn events_arrive_exactly_as_sent_with_sse_headers() {
     let response = connection
         .send(client::event_source(addr, "/events", Some("41")))
         .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let headers = response.headers();
-    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
-    assert_eq!(headers["x-accel-buffering"], "no");
-    assert!(!headers.contains_key(header::CONTENT_LENGTH));
+    assert_sse_headers(&response);
 
     assert_eq!(
         all_events(DecodeStream::new(response.into_body())).await,
@@ -181,16 +120,9 @@ async fn router_layer_keeps_an_idle_stream_alive() {
     let response = connection
         .send(client::event_source(addr, "/events", None))
         .await;
-    let mut body = response.into_body();
-    let mut received = Vec::new();
-    while received.len() < b"id: 1\ndata: hi\n\n: ping\n\n: ping\n\n".len() {
-        let frame = within("a frame", body.frame())
-            .await
-            .expect("the stream stays open")
-            .expect("no error");
-        received.extend_from_slice(&frame.into_data().expect("a data frame"));
-    }
-    assert_eq!(received, b"id: 1\ndata: hi\n\n: ping\n\n: ping\n\n");
+    let expected = b"id: 1\ndata: hi\n\n: ping\n\n: ping\n\n";
+    let received = receive_at_least(&mut response.into_body(), expected.len()).await;
+    assert_eq!(received, expected);
 }
 
 #[tokio::test]
@@ -217,7 +149,7 @@ async fn response_config_wins_over_the_router_layer() {
 
     let (_connection, events) = open(addr, "/events", None).await;
     assert_eq!(all_events(events).await, [triple("message", "only", "")]);
-    assert_eq!(closed(&from_response, 1).await, [CloseReason::StreamEnded]);
+    assert_eq!(from_response.wait_for(1).await, [CloseReason::StreamEnded]);
     assert_eq!(from_layer.reasons(), []);
 }
 
@@ -337,7 +269,7 @@ async fn client_disconnect_is_reported() {
     assert_eq!(closes.reasons(), []);
     drop(events);
     drop(connection);
-    assert_eq!(closed(&closes, 1).await, [CloseReason::ClientGone]);
+    assert_eq!(closes.wait_for(1).await, [CloseReason::ClientGone]);
 }
 
 #[tokio::test]

@@ -8,96 +8,20 @@
 mod support;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use http::header;
-use http::{Request, Response, StatusCode};
-use http_body_util::Empty;
+use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tower::{ServiceBuilder, service_fn};
-use tower_sse::decode::{DecodeStream, MessageEvent};
-use tower_sse::{
-    BoxError, CloseReason, Event, Farewell, LastEventId, Shutdown, SseConfig, SseLayer,
-};
+use tower_sse::decode::DecodeStream;
+use tower_sse::{CloseReason, Event, Farewell, LastEventId, Shutdown, SseConfig, SseLayer};
 
-use support::{CloseRecorder, within};
-
-/// Serves the first connection accepted on a fresh `127.0.0.1` port with
-/// `service`. When `shutdown` is triggered the connection shuts down
-/// gracefully: the response in flight may finish, then the connection closes.
-async fn serve_one<S, B>(
-    service: S,
-    shutdown: Option<Shutdown>,
-) -> (SocketAddr, JoinHandle<hyper::Result<()>>)
-where
-    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let mut connection = pin!(connection);
-        let Some(shutdown) = shutdown else {
-            return connection.await;
-        };
-        tokio::select! {
-            result = connection.as_mut() => result,
-            () = shutdown.triggered() => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        }
-    });
-    (addr, task)
-}
-
-/// Opens an HTTP/1.1 client connection to `addr`.
-async fn connect(addr: SocketAddr) -> (SendRequest<Empty<Bytes>>, JoinHandle<hyper::Result<()>>) {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    (sender, tokio::spawn(connection))
-}
-
-/// The request a browser's `EventSource` sends when it reconnects.
-fn event_source_request(addr: SocketAddr, last_event_id: Option<&str>) -> Request<Empty<Bytes>> {
-    let mut request = Request::get("/events")
-        .header(header::HOST, addr.to_string())
-        .header(header::ACCEPT, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-store");
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id);
-    }
-    request.body(Empty::new()).unwrap()
-}
-
-/// A dispatched event as (type, data, last event id).
-fn fields(event: MessageEvent) -> (String, String, String) {
-    (event.event_type, event.data, event.last_event_id)
-}
-
-fn expected(event_type: &str, data: &str, last_event_id: &str) -> (String, String, String) {
-    (event_type.into(), data.into(), last_event_id.into())
-}
+use support::client::{Connection, event_source};
+use support::server::serve_one;
+use support::{CloseRecorder, all_events, assert_sse_headers, fields, triple, within};
 
 /// Events every `period`, forever, numbered from 1.
 fn ticks(period: Duration) -> impl futures_util::Stream<Item = Event> + Send {
@@ -146,45 +70,30 @@ async fn events_arrive_exactly_as_sent_over_http() {
         }));
     let (addr, server) = serve_one(service, None).await;
 
-    let (mut client, client_connection) = connect(addr).await;
-    let response = within(
-        "the response",
-        client.send_request(event_source_request(addr, Some("41"))),
-    )
-    .await
-    .unwrap();
+    let mut client = Connection::open(addr).await;
+    let response = client.send(event_source(addr, "/events", Some("41"))).await;
+    assert_sse_headers(&response);
 
-    assert_eq!(response.status(), StatusCode::OK);
-    let headers = response.headers();
-    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
-    assert_eq!(headers["x-accel-buffering"], "no");
-    assert!(!headers.contains_key(header::CONTENT_LENGTH));
-
-    let mut events = pin!(DecodeStream::new(response.into_body()));
-    let mut received = Vec::new();
-    while let Some(event) = within("the next event", events.next()).await {
-        received.push(fields(event.expect("the stream decodes")));
-    }
+    let mut events = DecodeStream::new(response.into_body());
     assert_eq!(
-        received,
+        all_events(&mut events).await,
         [
-            expected(
+            triple(
                 "greeting",
                 "line one\nline two\nline three\nline four",
                 "42"
             ),
-            expected("message", "", "42"),
-            expected("message", "héllo wörld ✓ 🌍 日本語", "43"),
-            expected(
+            triple("message", "", "42"),
+            triple("message", "héllo wörld ✓ 🌍 日本語", "43"),
+            triple(
                 "message",
                 "  two leading spaces, one trailing newline\n",
                 "43"
             ),
-            expected("update", "\n", "44"),
-            expected("with retry", "data: not a field\nid: nor this", "44"),
-            expected("message", "id reset", ""),
-            expected("bye", "last", "45"),
+            triple("update", "\n", "44"),
+            triple("with retry", "data: not a field\nid: nor this", "44"),
+            triple("message", "id reset", ""),
+            triple("bye", "last", "45"),
         ]
     );
 
@@ -198,11 +107,7 @@ async fn events_arrive_exactly_as_sent_over_http() {
     assert_eq!(seen, Some(Some(LastEventId::new("41").unwrap())));
     assert_eq!(closes.reasons(), [CloseReason::StreamEnded]);
 
-    drop(client);
-    within("the client connection", client_connection)
-        .await
-        .unwrap()
-        .unwrap();
+    client.finish().await.unwrap();
     within("the server connection", server)
         .await
         .unwrap()
@@ -226,14 +131,9 @@ where
         }));
     let (addr, server) = serve_one(service, None).await;
 
-    let (mut client, client_connection) = connect(addr).await;
-    let response = within(
-        "the response",
-        client.send_request(event_source_request(addr, None)),
-    )
-    .await
-    .unwrap();
-    let mut events = Box::pin(DecodeStream::new(response.into_body()));
+    let mut client = Connection::open(addr).await;
+    let response = client.send(event_source(addr, "/events", None)).await;
+    let mut events = DecodeStream::new(response.into_body());
     for n in 1..=2 {
         let event = within("an event", events.next()).await.unwrap().unwrap();
         assert_eq!(event.data, n.to_string());
@@ -245,8 +145,6 @@ where
 
     drop(events);
     drop(client);
-    client_connection.abort();
-    let _ = client_connection.await;
 
     let reason = within("the close hook", closed.recv()).await.unwrap();
     // The server's side of the connection ends too, with an error or without.
@@ -291,19 +189,14 @@ async fn shutdown_ends_the_stream_after_the_farewell_and_the_connection_closes()
         }));
     let (addr, server) = serve_one(service, Some(shutdown.clone())).await;
 
-    let (mut client, client_connection) = connect(addr).await;
-    let response = within(
-        "the response",
-        client.send_request(event_source_request(addr, None)),
-    )
-    .await
-    .unwrap();
-    let mut events = pin!(DecodeStream::new(response.into_body()));
+    let mut client = Connection::open(addr).await;
+    let response = client.send(event_source(addr, "/events", None)).await;
+    let mut events = DecodeStream::new(response.into_body());
     let first = within("the first event", events.next())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(fields(first), expected("tick", "1", "1"));
+    assert_eq!(fields(first), triple("tick", "1", "1"));
 
     shutdown.trigger();
 
@@ -326,9 +219,5 @@ async fn shutdown_ends_the_stream_after_the_farewell_and_the_connection_closes()
         .await
         .unwrap()
         .expect("the server connection ends cleanly");
-    drop(client);
-    within("the client connection", client_connection)
-        .await
-        .unwrap()
-        .unwrap();
+    client.finish().await.unwrap();
 }

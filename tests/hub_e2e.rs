@@ -14,19 +14,18 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::{ServiceBuilder, service_fn};
 use tower_sse::decode::{DecodeStream, MessageEvent};
 use tower_sse::hub::{Hub, HubConfig, RESYNC_EVENT};
 use tower_sse::{CloseReason, Event, LastEventId, SseConfig, SseLayer};
 
-use support::client::{Connection, event_source};
-use support::{CloseRecorder, within};
+use support::client::open_events as open;
+use support::{CloseRecorder, server, within};
 
 /// Serves every connection accepted on a fresh `127.0.0.1` port: `GET
 /// /events?topics=a,b` subscribes to the listed topics, resuming after the
@@ -48,8 +47,7 @@ async fn serve(hub: Hub, config: SseConfig) -> (SocketAddr, JoinHandle<()>) {
             let events = hub.subscribe(topics, last.map(LastEventId::as_str));
             async move { Ok::<_, Infallible>(Response::new(events)) }
         }));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = server::bind().await;
     let server = tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
@@ -66,26 +64,11 @@ async fn serve(hub: Hub, config: SseConfig) -> (SocketAddr, JoinHandle<()>) {
     (addr, server)
 }
 
-/// Opens an event stream as a browser's `EventSource` does.
-async fn open(
-    addr: SocketAddr,
-    path: &str,
-    last_event_id: Option<&str>,
-) -> (Connection, DecodeStream<Incoming>) {
-    let mut connection = Connection::open(addr).await;
-    let response = connection
-        .send(event_source(addr, path, last_event_id))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    (connection, DecodeStream::new(response.into_body()))
-}
-
+/// The next event; the stream must still be open.
 async fn next_event(events: &mut DecodeStream<Incoming>) -> MessageEvent {
-    within("the next event", events.next())
+    support::next_event(events)
         .await
         .expect("the stream is open")
-        .expect("the stream decodes")
 }
 
 /// Waits until the hub has `subscribers` open subscriptions.

@@ -10,20 +10,14 @@ mod support;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures_util::stream::{self, Stream, StreamExt};
-use http::{StatusCode, header};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use futures_util::stream;
+use http::StatusCode;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::Layer;
-use tower_sse::decode::{DecodeStream, MessageEvent};
+use tower_sse::decode::DecodeStream;
 use tower_sse::warp::{SseReply, apply_config, last_event_id};
 use tower_sse::{
     CloseReason, Event, Farewell, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer,
@@ -31,10 +25,12 @@ use tower_sse::{
 use warp::Filter;
 use warp::reply::Reply;
 
-use support::client::{self, Connection};
-use support::{CloseRecorder, within};
-
-type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+use support::client::{self, Connection, open_events as open};
+use support::server::{self, serve_one};
+use support::{
+    CloseRecorder, EventStream, all_events, assert_sse_headers, next_event, one_then_idle,
+    receive_at_least, triple, within,
+};
 
 /// Serves `routes` on a fresh 127.0.0.1 port until `stop` resolves (or
 /// forever), with warp's graceful shutdown.
@@ -46,59 +42,9 @@ where
     F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = server::bind().await;
     let server = warp::serve(routes).incoming(listener).graceful(stop).run();
     (addr, tokio::spawn(server))
-}
-
-async fn open(
-    addr: SocketAddr,
-    path: &str,
-    last_event_id: Option<&str>,
-) -> (Connection, DecodeStream<Incoming>) {
-    let mut connection = Connection::open(addr).await;
-    let response = connection
-        .send(client::event_source(addr, path, last_event_id))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
-    );
-    (connection, DecodeStream::new(response.into_body()))
-}
-
-async fn next_event(events: &mut DecodeStream<Incoming>) -> Option<MessageEvent> {
-    within("the next event", events.next())
-        .await
-        .map(|event| event.expect("the stream decodes"))
-}
-
-async fn all_events(mut events: DecodeStream<Incoming>) -> Vec<(String, String, String)> {
-    let mut received = Vec::new();
-    while let Some(event) = next_event(&mut events).await {
-        received.push((event.event_type, event.data, event.last_event_id));
-    }
-    received
-}
-
-fn triple(event_type: &str, data: &str, id: &str) -> (String, String, String) {
-    (event_type.into(), data.into(), id.into())
-}
-
-async fn closed(recorder: &CloseRecorder, count: usize) -> Vec<CloseReason> {
-    within("the close hook", async {
-        while recorder.reasons().len() < count {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    recorder.reasons()
-}
-
-fn one_then_idle(data: &'static str) -> EventStream {
-    Box::pin(stream::iter([Event::new().id(1).data(data)]).chain(stream::pending()))
 }
 
 fn events_route() -> impl Filter<Extract = (SseReply<EventStream>,), Error = warp::Rejection> + Clone
@@ -136,12 +82,7 @@ async fn events_arrive_exactly_as_sent_with_sse_headers() {
     let response = connection
         .send(client::event_source(addr, "/events", Some("41")))
         .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let headers = response.headers();
-    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
-    assert_eq!(headers["x-accel-buffering"], "no");
-    assert!(!headers.contains_key(header::CONTENT_LENGTH));
+    assert_sse_headers(&response);
 
     assert_eq!(
         all_events(DecodeStream::new(response.into_body())).await,
@@ -176,16 +117,8 @@ async fn applied_config_keeps_an_idle_stream_alive() {
     let response = connection
         .send(client::event_source(addr, "/events", None))
         .await;
-    let mut body = response.into_body();
     let expected = b"id: 1\ndata: hi\n\n: ping\n\n: ping\n\n";
-    let mut received = Vec::new();
-    while received.len() < expected.len() {
-        let frame = within("a frame", body.frame())
-            .await
-            .expect("the stream stays open")
-            .expect("no error");
-        received.extend_from_slice(&frame.into_data().expect("a data frame"));
-    }
+    let received = receive_at_least(&mut response.into_body(), expected.len()).await;
     assert_eq!(received, expected);
 }
 
@@ -202,7 +135,7 @@ async fn reply_config_wins_over_the_applied_config() {
 
     let (_connection, events) = open(addr, "/events", None).await;
     assert_eq!(all_events(events).await, [triple("message", "only", "")]);
-    assert_eq!(closed(&from_reply, 1).await, [CloseReason::StreamEnded]);
+    assert_eq!(from_reply.wait_for(1).await, [CloseReason::StreamEnded]);
     assert_eq!(from_routes.reasons(), []);
 }
 
@@ -272,7 +205,7 @@ async fn client_disconnect_is_reported() {
     assert_eq!(closes.reasons(), []);
     drop(events);
     drop(connection);
-    assert_eq!(closed(&closes, 1).await, [CloseReason::ClientGone]);
+    assert_eq!(closes.wait_for(1).await, [CloseReason::ClientGone]);
 }
 
 #[tokio::test]
@@ -317,18 +250,11 @@ async fn config_layer_applies_to_warp_as_a_tower_service() {
     let closes = CloseRecorder::new();
     let service = SseConfigLayer::new(SseConfig::new().on_close(closes.hook()))
         .layer(warp::service(events_route()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .await
-    });
+    let (addr, _server) = serve_one(service, None).await;
 
     let (connection, mut events) = open(addr, "/events", None).await;
     assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
     drop(events);
     drop(connection);
-    assert_eq!(closed(&closes, 1).await, [CloseReason::ClientGone]);
+    assert_eq!(closes.wait_for(1).await, [CloseReason::ClientGone]);
 }

@@ -3,17 +3,23 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+use std::borrow::BorrowMut;
 use std::fmt::Debug;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
+use http::{Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::sync::mpsc;
-use tower_sse::CloseReason;
+use tower_sse::decode::{DecodeStream, MessageEvent};
+use tower_sse::{CloseReason, Event};
 
 /// Waits for the body's next frame: `Some(bytes)` for a data frame, `None`
 /// at the end. Panics on an error or a trailers frame.
@@ -77,6 +83,17 @@ impl CloseRecorder {
     pub(crate) fn reasons(&self) -> Vec<CloseReason> {
         self.0.lock().unwrap().clone()
     }
+
+    /// Waits until `count` reasons are recorded, then returns them all.
+    pub(crate) async fn wait_for(&self, count: usize) -> Vec<CloseReason> {
+        within("the close hook", async {
+            while self.reasons().len() < count {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        self.reasons()
+    }
 }
 
 /// The whole body as one buffer. Panics on a body error.
@@ -133,22 +150,151 @@ pub(crate) async fn within<F: std::future::Future>(what: &str, future: F) -> F::
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
+/// A boxed stream of events, for handlers that return different streams.
+pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// One event with id 1, then nothing for ever.
+pub(crate) fn one_then_idle(data: &'static str) -> EventStream {
+    Box::pin(stream::iter([Event::new().id(1).data(data)]).chain(stream::pending()))
+}
+
+/// A dispatched event as (type, data, last event id).
+pub(crate) fn fields(event: MessageEvent) -> (String, String, String) {
+    (event.event_type, event.data, event.last_event_id)
+}
+
+/// An expected event as (type, data, last event id).
+pub(crate) fn triple(
+    event_type: &str,
+    data: &str,
+    last_event_id: &str,
+) -> (String, String, String) {
+    (event_type.into(), data.into(), last_event_id.into())
+}
+
+/// The next event of the stream, `None` at its end. Panics if it does not
+/// decode.
+pub(crate) async fn next_event(events: &mut DecodeStream<Incoming>) -> Option<MessageEvent> {
+    within("the next event", events.next())
+        .await
+        .map(|event| event.expect("the stream decodes"))
+}
+
+/// The [`fields`] of every event until the stream ends. Takes the stream or
+/// a `&mut` to it, for reading its decoder afterwards.
+pub(crate) async fn all_events(
+    mut events: impl BorrowMut<DecodeStream<Incoming>>,
+) -> Vec<(String, String, String)> {
+    let mut received = Vec::new();
+    while let Some(event) = next_event(events.borrow_mut()).await {
+        received.push(fields(event));
+    }
+    received
+}
+
+/// Reads the body's data frames until at least `len` bytes have arrived.
+/// Panics if the body ends first.
+pub(crate) async fn receive_at_least<B>(body: &mut B, len: usize) -> Vec<u8>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Debug,
+{
+    let mut received = Vec::new();
+    while received.len() < len {
+        let frame = within("a frame", next_frame(body))
+            .await
+            .expect("the stream stays open");
+        received.extend_from_slice(&frame);
+    }
+    received
+}
+
+/// Checks the head of a successful SSE response: status, content type, no
+/// caching, no proxy buffering, no content length.
+pub(crate) fn assert_sse_headers<B>(response: &Response<B>) {
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    assert!(!headers.contains_key(header::CONTENT_LENGTH));
+}
+
+/// Plain hyper servers for end-to-end tests.
+pub(crate) mod server {
+    use std::net::SocketAddr;
+    use std::pin::pin;
+
+    use http::{Request, Response};
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+    use tower_sse::{BoxError, Shutdown};
+
+    /// A listener on a fresh `127.0.0.1` port, and its address.
+    pub(crate) async fn bind() -> (TcpListener, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    }
+
+    /// Serves the first connection accepted on a fresh `127.0.0.1` port with
+    /// `service`. When `shutdown` is triggered the connection shuts down
+    /// gracefully: the response in flight may finish, then the connection
+    /// closes.
+    pub(crate) async fn serve_one<S, B>(
+        service: S,
+        shutdown: Option<Shutdown>,
+    ) -> (SocketAddr, JoinHandle<hyper::Result<()>>)
+    where
+        S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (listener, addr) = bind().await;
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let mut connection = pin!(connection);
+            let Some(shutdown) = shutdown else {
+                return connection.await;
+            };
+            tokio::select! {
+                result = connection.as_mut() => result,
+                () = shutdown.triggered() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
+        });
+        (addr, task)
+    }
+}
+
 /// A plain HTTP/1.1 client for end-to-end tests.
 pub(crate) mod client {
     use std::net::SocketAddr;
 
     use bytes::Bytes;
-    use http::{Request, Response, header};
+    use http::{Request, Response, StatusCode, header};
     use http_body_util::Full;
     use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpStream;
     use tokio::task::JoinHandle;
+    use tower_sse::decode::DecodeStream;
 
     /// One client connection; dropping it closes the connection.
     pub(crate) struct Connection {
         sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-        task: JoinHandle<hyper::Result<()>>,
+        /// `None` only once [`Connection::finish`] has taken it.
+        task: Option<JoinHandle<hyper::Result<()>>>,
     }
 
     impl Connection {
@@ -160,7 +306,7 @@ pub(crate) mod client {
                 .expect("http/1.1 handshake");
             Self {
                 sender,
-                task: tokio::spawn(connection),
+                task: Some(tokio::spawn(connection)),
             }
         }
 
@@ -170,12 +316,43 @@ pub(crate) mod client {
                 .await
                 .expect("a response")
         }
+
+        /// Closes the connection from the client's side and waits for it to
+        /// end, returning how it ended.
+        pub(crate) async fn finish(mut self) -> hyper::Result<()> {
+            let task = self.task.take().expect("the connection task");
+            drop(self);
+            super::within("the client connection", task)
+                .await
+                .expect("the connection task does not panic")
+        }
     }
 
     impl Drop for Connection {
         fn drop(&mut self) {
-            self.task.abort();
+            if let Some(task) = &self.task {
+                task.abort();
+            }
         }
+    }
+
+    /// Opens an event stream at `path` as a browser's `EventSource` does,
+    /// checks that the response is one, and returns its decoder.
+    pub(crate) async fn open_events(
+        addr: SocketAddr,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> (Connection, DecodeStream<Incoming>) {
+        let mut connection = Connection::open(addr).await;
+        let response = connection
+            .send(event_source(addr, path, last_event_id))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        (connection, DecodeStream::new(response.into_body()))
     }
 
     /// The request a browser's `EventSource` sends, with `Last-Event-ID` when
