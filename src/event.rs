@@ -226,6 +226,11 @@ impl Event {
         if let Some(error) = self.take_error() {
             return Err(error);
         }
+        // One reservation that covers the usual event (its fields and one
+        // line of data); anything more grows the buffer as it is written.
+        let field_len = |field: &Option<Field>| field.as_ref().map_or(0, |f| f.as_bytes().len());
+        let data_len = self.data.as_ref().map_or(0, |data| data.len());
+        buf.reserve(field_len(&self.id) + field_len(&self.event_type) + data_len + 32);
         self.write_to(buf);
         Ok(())
     }
@@ -276,11 +281,6 @@ impl Event {
 
     #[inline]
     fn write_to(&self, buf: &mut BytesMut) {
-        // One reservation that covers the usual event (its fields and one
-        // line of data); anything more grows the buffer as it is written.
-        let field_len = |field: &Option<Field>| field.as_ref().map_or(0, |f| f.as_bytes().len());
-        let data_len = self.data.as_ref().map_or(0, |data| data.len());
-        buf.reserve(field_len(&self.id) + field_len(&self.event_type) + data_len + 32);
         for comment in self.comments() {
             if comment.is_empty() {
                 buf.put_slice(b":\n");
@@ -716,6 +716,10 @@ mod tests {
             .data("a\r\nb\rc\n")
             .data("");
         let expected_len = event.encoded_len();
+        let mut buf = BytesMut::with_capacity(expected_len);
+        event.write_to(&mut buf);
+        // Written without growing: `encode` allocates once.
+        assert_eq!((buf.len(), buf.capacity()), (expected_len, expected_len));
         let encoded = event.encode().unwrap();
         assert_eq!(encoded.len(), expected_len);
         assert_eq!(

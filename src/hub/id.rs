@@ -118,10 +118,9 @@ pub(crate) struct Unnumbered {
 impl Unnumbered {
     /// Encodes `event`, which must have no id.
     pub(crate) fn encode(event: Event) -> Result<Self, EventError> {
-        let encoded = event.encode()?;
-        let mut buf = BytesMut::with_capacity(MAX_ID_LINE + encoded.len());
+        let mut buf = BytesMut::with_capacity(MAX_ID_LINE);
         buf.put_bytes(0, MAX_ID_LINE);
-        buf.put_slice(encoded.as_bytes());
+        event.encode_into(&mut buf)?;
         Ok(Self { buf })
     }
 
