@@ -552,6 +552,17 @@ impl TryFrom<Event> for EncodedEvent {
 /// `fmt::Arguments` (for any other `Display` value:
 /// `event.id(format_args!("{uuid}"))`), and references to these. Integers
 /// are written without going through `fmt`.
+///
+/// ```
+/// use tower_sse::Event;
+///
+/// let by_number = Event::new().id(42u64).encode()?;
+/// let by_string = Event::new().id("42").encode()?;
+/// let by_display = Event::new().id(format_args!("{}", 42.0)).encode()?;
+/// assert_eq!(by_number, by_string);
+/// assert_eq!(by_display.as_bytes(), b"id: 42\n\n");
+/// # Ok::<(), tower_sse::EventError>(())
+/// ```
 pub trait IntoId: sealed::Sealed {
     /// Calls `f` with the id's UTF-8 bytes.
     #[doc(hidden)]

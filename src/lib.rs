@@ -62,7 +62,7 @@
 //! # Feature flags
 //!
 //! - `json`: `Event::json_data`, serializing data with `serde_json`.
-//! - `hub`: [`hub`](crate#feature-flags), a broadcast hub with topics,
+//! - `hub`: `tower_sse::hub`, a broadcast hub with topics,
 //!   per-client channels, replay for `Last-Event-ID` and a lag policy.
 //! - `axum`: `tower_sse::axum`, a response type and a `LastEventId`
 //!   extractor for axum 0.8.
@@ -101,7 +101,7 @@ pub use body::SseBody;
 pub use config::{CloseReason, Farewell, SseConfig};
 pub use config_layer::{ApplySseConfig, ApplySseConfigFuture, SseConfigLayer};
 pub use error::{BoxError, EventError, InvalidLastEventId, Lagged};
-pub use event::{EncodedEvent, Event, IntoEncodedEvent};
+pub use event::{EncodedEvent, Event, IntoEncodedEvent, IntoId};
 pub use future::ResponseFuture;
 pub use keep_alive::KeepAlive;
 pub use last_event_id::{LAST_EVENT_ID, LastEventId};
