@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
@@ -92,6 +92,10 @@ pin_project! {
     struct Timers {
         #[pin]
         keep_alive: Option<Sleep>,
+        // The waker the keep-alive timer last registered: while the timer has
+        // not fired and the task's waker is the same, polling it again would
+        // only register the same waker again.
+        keep_alive_waker: Option<Waker>,
         // When the last frame was written; the keep-alive timer is re-armed
         // from it only when it fires.
         last_write: Instant,
@@ -268,7 +272,18 @@ where
         if let Some(keep_alive) = &config.inner().keep_alive {
             if let Some(mut sleep) = timers.keep_alive.as_mut().as_pin_mut() {
                 loop {
-                    ready!(sleep.as_mut().poll(cx));
+                    if !sleep.is_elapsed() {
+                        let registered = timers.keep_alive_waker.as_ref();
+                        if registered.is_some_and(|waker| waker.will_wake(cx.waker())) {
+                            return Poll::Pending;
+                        }
+                        if sleep.as_mut().poll(cx).is_pending() {
+                            *timers.keep_alive_waker = Some(cx.waker().clone());
+                            return Poll::Pending;
+                        }
+                    }
+                    // Re-arming forgets the registration: the next round polls.
+                    *timers.keep_alive_waker = None;
                     let now = Instant::now();
                     let due = *timers.last_write + keep_alive.get_interval();
                     if now < due {
@@ -304,6 +319,7 @@ impl Timers {
                 .keep_alive
                 .as_ref()
                 .map(|keep_alive| tokio::time::sleep_until(now + keep_alive.get_interval())),
+            keep_alive_waker: None,
             last_write: now,
             max_age_deadline,
             max_age: max_age_deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
