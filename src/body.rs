@@ -61,8 +61,6 @@ pin_project! {
         #[pin]
         state: State<S>,
         config: SseConfig,
-        // A policy that an outer layer may still provide, read at first poll.
-        slot: Option<ConfigSlot>,
         timers: Option<Pin<Box<Timers>>>,
         // An event that did not fit into the previous frame.
         carried: Option<Bytes>,
@@ -119,7 +117,6 @@ impl<S> SseBody<S> {
         Self {
             state: State::Streaming { stream },
             config,
-            slot: None,
             timers: None,
             carried: None,
             frame_capacity: 0,
@@ -130,12 +127,11 @@ impl<S> SseBody<S> {
 
     /// A body whose policy is taken from `slot` at the first poll when an
     /// outer [`SseConfigLayer`](crate::SseConfigLayer) has filled it, and is
-    /// `fallback` otherwise.
+    /// the default otherwise.
     #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
-    pub(crate) fn with_config_slot(stream: S, fallback: SseConfig, slot: ConfigSlot) -> Self {
-        let mut body = Self::with_config(stream, fallback);
-        body.close.slot = Some(slot.clone());
-        body.slot = Some(slot);
+    pub(crate) fn with_config_slot(stream: S, slot: ConfigSlot) -> Self {
+        let mut body = Self::new(stream);
+        body.close.slot = Some(slot);
         body
     }
 
@@ -144,7 +140,6 @@ impl<S> SseBody<S> {
         Self {
             state: State::Done,
             config: SseConfig::default(),
-            slot: None,
             timers: None,
             carried: None,
             frame_capacity: 0,
@@ -172,9 +167,8 @@ where
             StateProj::Done => return Poll::Ready(None),
         };
         if this.timers.is_none() {
-            if let Some(config) = this.slot.take().as_ref().and_then(ConfigSlot::get) {
-                *this.config = config.clone();
-                this.close.resolve(config);
+            if let Some(config) = this.close.resolve_slot() {
+                *this.config = config;
             }
         }
         let config = this.config;
@@ -216,7 +210,6 @@ where
             config.inner().max_frame_bytes,
             *this.frame_capacity,
         );
-        let mut stream_pending = false;
         while batch.wants_more() {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match batch.push(item) {
@@ -241,10 +234,7 @@ where
                     *this.deferred = Some(Deferred::End);
                     break;
                 }
-                Poll::Pending => {
-                    stream_pending = true;
-                    break;
-                }
+                Poll::Pending => break,
             }
         }
 
@@ -255,7 +245,6 @@ where
             }
             return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
-        debug_assert!(stream_pending);
 
         // The stream is idle: register for every way this body can go on.
         if let Some(watcher) = timers.shutdown.as_mut() {
@@ -475,19 +464,20 @@ impl CloseGuard {
         }
     }
 
-    /// Takes the close hook of the policy the body was given at first poll.
-    fn resolve(&mut self, config: &SseConfig) {
+    /// Settles the policy an outer layer provided, if it did: takes its close
+    /// hook and returns it for the body. Called at the first poll, and at the
+    /// report of a body that was never polled.
+    fn resolve_slot(&mut self) -> Option<SseConfig> {
+        let config = self.slot.take()?.get()?.clone();
         self.hook = config.inner().on_close.clone();
-        self.slot = None;
+        Some(config)
     }
 
     fn report(&mut self, reason: CloseReason) {
         if std::mem::replace(&mut self.reported, true) {
             return;
         }
-        if let Some(config) = self.slot.take().as_ref().and_then(ConfigSlot::get) {
-            self.hook = config.inner().on_close.clone();
-        }
+        self.resolve_slot();
         tracing::debug!(%reason, "sse stream closed");
         if let Some(hook) = &self.hook {
             hook(reason);

@@ -133,9 +133,22 @@ type OnCloseFn = dyn Fn(CloseReason) + Send + Sync;
 ///     .on_close(|reason: CloseReason| tracing::info!(%reason, "sse stream closed"));
 /// # let _ = config;
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SseConfig {
     inner: Arc<Inner>,
+}
+
+impl Default for SseConfig {
+    /// The default policy, shared: a body or a response made with it costs no
+    /// allocation for its policy.
+    fn default() -> Self {
+        static DEFAULT: OnceLock<SseConfig> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| SseConfig {
+                inner: Arc::new(Inner::default()),
+            })
+            .clone()
+    }
 }
 
 #[derive(Clone)]

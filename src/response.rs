@@ -36,18 +36,15 @@ pub(crate) fn sse_response<S>(response: Response<S>, config: &SseConfig) -> Resp
 /// one (through a [`ConfigSlot`] response extension), else the default.
 #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
 pub(crate) fn stream_response<S>(stream: S, explicit: Option<SseConfig>) -> Response<SseBody<S>> {
-    let body = match explicit {
-        Some(config) => SseBody::with_config(stream, config),
+    let mut response = match explicit {
+        Some(config) => Response::new(SseBody::with_config(stream, config)),
         None => {
             let slot = ConfigSlot::new();
-            let body = SseBody::with_config_slot(stream, SseConfig::default(), slot.clone());
-            let mut response = Response::new(body);
+            let mut response = Response::new(SseBody::with_config_slot(stream, slot.clone()));
             response.extensions_mut().insert(slot);
-            set_sse_headers(response.headers_mut());
-            return response;
+            response
         }
     };
-    let mut response = Response::new(body);
     set_sse_headers(response.headers_mut());
     response
 }
