@@ -159,26 +159,16 @@ impl Event {
         self
     }
 
-    /// Sets the event's data to `value` serialized as JSON, written straight
-    /// into the event's own data buffer.
+    /// Sets the event's data to `value` serialized as JSON; the serialized
+    /// string becomes the event's data without a further copy.
     ///
     /// A serialization error is returned by [`encode`](Event::encode).
     #[cfg(feature = "json")]
     #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     #[must_use]
     pub fn json_data<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
-        let mut json = Vec::with_capacity(128);
-        match serde_json::to_writer(&mut json, value) {
-            // serde_json writes only valid UTF-8.
-            Ok(()) => match String::from_utf8(json) {
-                Ok(json) => self.push_data(Cow::Owned(json)),
-                Err(error) => self.set_error(EventErrorKind::Json(std::sync::Arc::new(
-                    serde_json::Error::io(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        error,
-                    )),
-                ))),
-            },
+        match serde_json::to_string(value) {
+            Ok(json) => self.push_data(Cow::Owned(json)),
             Err(error) => self.set_error(EventErrorKind::Json(std::sync::Arc::new(error))),
         }
         self
