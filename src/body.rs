@@ -321,83 +321,123 @@ impl Timers {
 /// through without a copy; otherwise events are encoded straight into one
 /// buffer.
 struct Batch {
-    limit: usize,
-    capacity: usize,
-    first: Option<Bytes>,
-    joined: Option<BytesMut>,
+    contents: Contents,
     events: usize,
+    limit: usize,
+    /// The size of the previous frame: the first guess for this one's buffer.
+    last_frame_len: usize,
+}
+
+/// What a batch holds so far.
+enum Contents {
+    Empty,
+    /// One event's bytes, sent as they are if nothing joins them.
+    Lone(Bytes),
+    Joined(BytesMut),
 }
 
 impl Batch {
+    #[inline]
     fn new(carried: Option<Bytes>, limit: usize, last_frame_len: usize) -> Self {
-        let events = usize::from(carried.is_some());
+        let (contents, events) = match carried {
+            Some(bytes) => (Contents::Lone(bytes), 1),
+            None => (Contents::Empty, 0),
+        };
         Self {
-            limit,
-            // Room for a frame like the last one plus a quarter: a batch ends
-            // with the event that crosses the bound, and it must fit without
-            // moving the whole frame to a larger allocation.
-            capacity: last_frame_len
-                .saturating_add(last_frame_len / 4)
-                .saturating_add(512)
-                .min(MAX_FIRST_CAPACITY),
-            first: carried,
-            joined: None,
+            contents,
             events,
+            limit,
+            last_frame_len,
         }
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         self.events == 0
     }
 
+    #[inline]
     fn len(&self) -> usize {
-        match (&self.joined, &self.first) {
-            (Some(joined), _) => joined.len(),
-            (None, Some(first)) => first.len(),
-            (None, None) => 0,
+        match &self.contents {
+            Contents::Empty => 0,
+            Contents::Lone(bytes) => bytes.len(),
+            Contents::Joined(buf) => buf.len(),
         }
     }
 
+    #[inline]
     fn wants_more(&self) -> bool {
         self.events == 0 || (self.events < MAX_FRAME_EVENTS && self.len() < self.limit)
     }
 
     /// Adds an item. When it makes the frame larger than the bound, its bytes
     /// are handed back for the next frame; an invalid item adds nothing.
+    #[inline]
     fn push<I: IntoEncodedEvent>(&mut self, item: I) -> Result<Option<Bytes>, BoxError> {
-        if self.events == 0 && item.is_encoded() {
-            self.first = Some(item.into_encoded_event()?.into_bytes());
-            self.events = 1;
-            return Ok(None);
-        }
-        let joined = match &mut self.joined {
-            Some(joined) => joined,
-            none => {
-                let first = self.first.take().unwrap_or_default();
-                let mut joined = BytesMut::with_capacity(self.capacity.max(2 * first.len()));
-                joined.extend_from_slice(&first);
-                none.insert(joined)
+        match &mut self.contents {
+            Contents::Joined(buf) => append(buf, &mut self.events, self.limit, item),
+            Contents::Empty if item.is_encoded() => {
+                self.contents = Contents::Lone(item.into_encoded_event()?.into_bytes());
+                self.events = 1;
+                Ok(None)
             }
-        };
-        let before = joined.len();
-        if let Err(error) = item.encode_into(joined) {
-            joined.truncate(before);
-            return Err(error);
+            contents => {
+                // Room for a frame like the last one plus a quarter: a batch
+                // ends with the event that crosses the bound, and it must fit
+                // without moving the whole frame to a larger allocation.
+                let lone_len = match contents {
+                    Contents::Lone(lone) => lone.len(),
+                    _ => 0,
+                };
+                let capacity = self
+                    .last_frame_len
+                    .saturating_add(self.last_frame_len / 4)
+                    .saturating_add(512)
+                    .min(MAX_FIRST_CAPACITY)
+                    .max(2 * lone_len);
+                let mut buf = BytesMut::with_capacity(capacity);
+                if let Contents::Lone(lone) = contents {
+                    buf.extend_from_slice(lone);
+                }
+                let pushed = append(&mut buf, &mut self.events, self.limit, item);
+                *contents = Contents::Joined(buf);
+                pushed
+            }
         }
-        self.events += 1;
-        if self.events > 1 && joined.len() > self.limit {
-            self.events -= 1;
-            return Ok(Some(joined.split_off(before).freeze()));
-        }
-        Ok(None)
     }
 
+    #[inline]
     fn finish(self) -> Option<Bytes> {
-        match self.joined {
-            Some(joined) if !joined.is_empty() => Some(joined.freeze()),
-            _ => self.first,
+        match self.contents {
+            Contents::Empty => None,
+            Contents::Lone(bytes) => Some(bytes),
+            Contents::Joined(buf) => Some(buf.freeze()),
         }
     }
+}
+
+/// Encodes `item` at the end of `buf`, the batch's joined events, counting it
+/// in `events`; hands back its bytes when it takes the frame past `limit`.
+// Always inlined: it is the per-event step, and an out-of-line call would
+// move each event once more.
+#[inline(always)]
+fn append<I: IntoEncodedEvent>(
+    buf: &mut BytesMut,
+    events: &mut usize,
+    limit: usize,
+    item: I,
+) -> Result<Option<Bytes>, BoxError> {
+    let before = buf.len();
+    if let Err(error) = item.encode_into(buf) {
+        buf.truncate(before);
+        return Err(error);
+    }
+    *events += 1;
+    if *events > 1 && buf.len() > limit {
+        *events -= 1;
+        return Ok(Some(buf.split_off(before).freeze()));
+    }
+    Ok(None)
 }
 
 fn finish<S>(mut state: Pin<&mut State<S>>, close: &mut CloseGuard, reason: CloseReason) {

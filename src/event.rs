@@ -105,6 +105,7 @@ impl Event {
     /// ASCII: browsers send a `Last-Event-ID` longer than 128 bytes, or with other
     /// bytes, only after a CORS preflight. Setting the id again replaces it.
     #[must_use]
+    #[inline]
     pub fn id(mut self, id: impl IntoId) -> Self {
         match id.visit_bytes(|id| Field::checked(id, true)) {
             Some(field) => self.id = Some(field),
@@ -119,6 +120,7 @@ impl Event {
     /// A value holding CR or LF is an error, returned by
     /// [`encode`](Event::encode). Setting the type again replaces it.
     #[must_use]
+    #[inline]
     pub fn event(mut self, event_type: impl AsRef<str>) -> Self {
         match Field::checked(event_type.as_ref().as_bytes(), false) {
             Some(field) => self.event_type = Some(field),
@@ -146,6 +148,7 @@ impl Event {
     /// them with LF. Calling `data` again appends: the client receives the two
     /// values joined by one LF.
     #[must_use]
+    #[inline]
     pub fn data(mut self, data: impl Into<Cow<'static, str>>) -> Self {
         self.push_data(data.into());
         self
@@ -212,19 +215,72 @@ impl Event {
     ///
     /// As [`encode`](Event::encode); nothing is written then.
     #[inline]
-    pub fn encode_into(mut self, buf: &mut BytesMut) -> Result<(), EventError> {
+    pub fn encode_into(self, buf: &mut BytesMut) -> Result<(), EventError> {
+        if self.extras.is_none() {
+            self.write_plain(buf);
+            return Ok(());
+        }
+        self.encode_extras_into(buf)
+    }
+
+    /// [`encode_into`](Event::encode_into) for an event with comments, a
+    /// retry, more than one data value or an error.
+    fn encode_extras_into(mut self, buf: &mut BytesMut) -> Result<(), EventError> {
         if let Some(error) = self.take_error() {
             return Err(error);
         }
-        // One reservation that covers the usual event (its fields and one
-        // line of data); anything more grows the buffer as it is written.
-        let field_len = |field: &Option<Field>| field.as_ref().map_or(0, |f| f.as_bytes().len());
-        let data_len = self.data.as_ref().map_or(0, |data| data.len());
-        buf.reserve(field_len(&self.id) + field_len(&self.event_type) + data_len + 32);
+        buf.reserve(self.plain_len_estimate() + 32);
         self.write_to(buf);
         Ok(())
     }
 
+    /// Writes an event that has at most an id, a type and one data value:
+    /// nearly every event. When the data is one line, the size is known up
+    /// front and the event is written with one reservation.
+    #[inline]
+    fn write_plain(&self, buf: &mut BytesMut) {
+        let data = self.data.as_deref().map(str::as_bytes);
+        if data.is_some_and(may_hold_line_break) {
+            buf.reserve(self.plain_len_estimate() + 32);
+            self.write_to(buf);
+            return;
+        }
+        let id = self.id.as_ref().map(Field::as_bytes);
+        let event_type = self.event_type.as_ref().map(Field::as_bytes);
+        let line_len = |prefix: &[u8], value: Option<&[u8]>| {
+            value.map_or(0, |value| prefix.len() + value.len() + 1)
+        };
+        buf.reserve(line_len(ID, id) + line_len(EVENT, event_type) + line_len(DATA, data) + 1);
+        if let Some(id) = id {
+            buf.put_slice(ID);
+            buf.put_slice(id);
+            buf.put_u8(b'\n');
+        }
+        if let Some(event_type) = event_type {
+            buf.put_slice(EVENT);
+            buf.put_slice(event_type);
+            buf.put_u8(b'\n');
+        }
+        match data {
+            Some(data) => {
+                buf.put_slice(DATA);
+                buf.put_slice(data);
+                buf.put_slice(b"\n\n");
+            }
+            None => buf.put_u8(b'\n'),
+        }
+    }
+
+    /// The encoded size of the id, the type and the first data value as if
+    /// it were one line: what one reservation covers before writing.
+    fn plain_len_estimate(&self) -> usize {
+        let field_len = |field: &Option<Field>| field.as_ref().map_or(0, |f| f.as_bytes().len());
+        field_len(&self.id)
+            + field_len(&self.event_type)
+            + self.data.as_ref().map_or(0, |data| data.len())
+    }
+
+    #[cold]
     fn set_error(&mut self, kind: EventErrorKind) {
         let extras = self.extras_mut();
         if extras.error.is_none() {
@@ -354,6 +410,43 @@ fn find_line_break(value: &[u8]) -> Option<usize> {
     }
 }
 
+/// Whether `value` may hold CR or LF: `false` proves it holds neither.
+///
+/// Both are below 14, so this looks for any byte below 14, in blocks that
+/// the compiler turns into vector comparisons; text rarely holds the other
+/// such bytes (tab and a few controls), and a value that does is then searched
+/// precisely.
+#[inline]
+fn may_hold_line_break(value: &[u8]) -> bool {
+    const BLOCK: usize = 32;
+    let low = |block: &[u8]| block.iter().fold(false, |low, &byte| low | (byte <= b'\r'));
+    let mut blocks = value.chunks_exact(BLOCK);
+    for block in &mut blocks {
+        if low(block) {
+            return find_line_break(value).is_some();
+        }
+    }
+    low(blocks.remainder()) && find_line_break(value).is_some()
+}
+
+/// Whether `value` holds CR or LF, or NUL when `nul` is set. Every such byte
+/// is below 14, so a short value is passed with one comparison per byte and
+/// searched precisely only when that comparison flags something.
+#[inline]
+fn has_forbidden_byte(value: &[u8], nul: bool) -> bool {
+    let suspect = if value.len() < 32 {
+        value.iter().any(|&byte| byte <= b'\r')
+    } else {
+        true
+    };
+    suspect
+        && if nul {
+            memchr::memchr3(b'\r', b'\n', 0, value).is_some()
+        } else {
+            memchr::memchr2(b'\r', b'\n', value).is_some()
+        }
+}
+
 /// Writes `value` as one `prefix` line per line.
 #[inline]
 fn put_lines(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
@@ -410,25 +503,21 @@ impl Field {
         }
     }
 
-    #[inline]
     /// A field holding `value`, or `None` when `value` holds CR or LF (or
-    /// NUL, when `nul_forbidden`). Copies and checks in one pass.
+    /// NUL, when `nul_forbidden`).
+    #[inline]
     fn checked(value: &[u8], nul_forbidden: bool) -> Option<Self> {
-        if let (true, Ok(len)) = (value.len() <= INLINE, u8::try_from(value.len())) {
-            let mut bytes = [0; INLINE];
-            let mut invalid = false;
-            for (slot, &byte) in bytes.iter_mut().zip(value) {
-                *slot = byte;
-                invalid |= byte == b'\r' || byte == b'\n' || (nul_forbidden && byte == 0);
-            }
-            return (!invalid).then_some(Field::Inline { len, bytes });
+        if has_forbidden_byte(value, nul_forbidden) {
+            return None;
         }
-        let invalid = if nul_forbidden {
-            memchr::memchr3(b'\r', b'\n', 0, value).is_some()
-        } else {
-            memchr::memchr2(b'\r', b'\n', value).is_some()
-        };
-        (!invalid).then(|| Field::Heap(value.into()))
+        match u8::try_from(value.len()) {
+            Ok(len) if value.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..value.len()].copy_from_slice(value);
+                Some(Field::Inline { len, bytes })
+            }
+            _ => Some(Field::Heap(value.into())),
+        }
     }
 
     #[inline]
