@@ -14,6 +14,8 @@ use tokio::time::{Instant, Sleep};
 use crate::config::{CloseReason, ConfigSlot, SseConfig};
 use crate::error::{BoxError, Lagged};
 use crate::event::IntoEncodedEvent;
+use crate::keep_alive::KeepAlive;
+use crate::shutdown::Shutdown;
 use crate::shutdown::Watcher;
 
 /// At most this many ready events are joined into one frame, whatever their
@@ -58,51 +60,65 @@ pin_project! {
     /// ```
     #[must_use = "bodies do nothing unless polled"]
     pub struct SseBody<S> {
+        // `None` once the body has ended: the stream is dropped at once.
         #[pin]
-        state: State<S>,
+        stream: Option<S>,
+        // Created at the first poll when keep-alive is on.
+        #[pin]
+        keep_alive: Option<Sleep>,
+        // When the last frame was written; `None` until the first poll. The
+        // keep-alive timer is re-armed from it only when it fires.
+        last_write: Option<Instant>,
+        // The waker the keep-alive timer last registered: while the timer has
+        // not fired and the task's waker is the same, polling it again would
+        // only register the same waker again.
+        keep_alive_waker: Option<Waker>,
+        // What most bodies never need, out of line so that an idle
+        // connection carries no room for it.
+        rare: Option<Box<Rare>>,
         config: SseConfig,
-        timers: Option<Pin<Box<Timers>>>,
-        // An event that did not fit into the previous frame.
-        carried: Option<Bytes>,
         // The size of the previous frame: the next frame buffer's first guess.
-        frame_capacity: usize,
-        // What the stream did after the events of the previous frame.
-        deferred: Option<Deferred>,
-        close: CloseGuard,
+        frame_capacity: u32,
+        // The close hook has been told why the body ended (or an empty body
+        // has nothing to tell).
+        reported: bool,
+    }
+
+    impl<S> PinnedDrop for SseBody<S> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // A body dropped before it ended: the client went away.
+            report(this.config, this.rare, this.reported, CloseReason::ClientGone);
+        }
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<S> {
-        Streaming { #[pin] stream: S },
-        Done,
+/// The parts of a body's state that most bodies do without.
+#[derive(Default)]
+struct Rare {
+    // Until the first poll, the policy an outer layer may provide.
+    slot: Option<ConfigSlot>,
+    max_age: Option<Pin<Box<Sleep>>>,
+    shutdown: Option<Watcher>,
+    // An event that did not fit into the previous frame.
+    carried: Option<Bytes>,
+    // What the stream did after the events of the previous frame.
+    deferred: Option<Deferred>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.slot.is_none()
+            && self.max_age.is_none()
+            && self.shutdown.is_none()
+            && self.carried.is_none()
+            && self.deferred.is_none()
     }
 }
 
 enum Deferred {
     End,
     Error(BoxError),
-}
-
-pin_project! {
-    /// Everything time-related, created at the first poll.
-    struct Timers {
-        #[pin]
-        keep_alive: Option<Sleep>,
-        // The waker the keep-alive timer last registered: while the timer has
-        // not fired and the task's waker is the same, polling it again would
-        // only register the same waker again.
-        keep_alive_waker: Option<Waker>,
-        // When the last frame was written; the keep-alive timer is re-armed
-        // from it only when it fires.
-        last_write: Instant,
-        max_age_deadline: Option<Instant>,
-        // Boxed: most streams have no maximum age, and an idle connection
-        // should not carry room for a timer it does not use.
-        max_age: Option<Pin<Box<Sleep>>>,
-        shutdown: Option<Watcher>,
-    }
 }
 
 impl<S> SseBody<S> {
@@ -113,15 +129,15 @@ impl<S> SseBody<S> {
 
     /// A body over `stream` with the given policy.
     pub fn with_config(stream: S, config: SseConfig) -> Self {
-        let close = CloseGuard::new(&config);
         Self {
-            state: State::Streaming { stream },
+            stream: Some(stream),
+            keep_alive: None,
+            last_write: None,
+            keep_alive_waker: None,
+            rare: None,
             config,
-            timers: None,
-            carried: None,
             frame_capacity: 0,
-            deferred: None,
-            close,
+            reported: false,
         }
     }
 
@@ -131,20 +147,24 @@ impl<S> SseBody<S> {
     #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
     pub(crate) fn with_config_slot(stream: S, slot: ConfigSlot) -> Self {
         let mut body = Self::new(stream);
-        body.close.slot = Some(slot);
+        body.rare = Some(Box::new(Rare {
+            slot: Some(slot),
+            ..Rare::default()
+        }));
         body
     }
 
     /// A body that ends at once, for responses that carry no stream.
     pub(crate) fn empty() -> Self {
         Self {
-            state: State::Done,
+            stream: None,
+            keep_alive: None,
+            last_write: None,
+            keep_alive_waker: None,
+            rare: None,
             config: SseConfig::default(),
-            timers: None,
-            carried: None,
             frame_capacity: 0,
-            deferred: None,
-            close: CloseGuard::disarmed(),
+            reported: true,
         }
     }
 }
@@ -162,76 +182,93 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        let mut stream = match this.state.as_mut().project() {
-            StateProj::Streaming { stream } => stream,
-            StateProj::Done => return Poll::Ready(None),
+        let Some(mut stream) = this.stream.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
         };
-        if this.timers.is_none() {
-            if let Some(config) = this.close.resolve_slot() {
-                *this.config = config;
-            }
+        if this.last_write.is_none() {
+            start(
+                this.config,
+                this.rare,
+                this.keep_alive.as_mut(),
+                this.last_write,
+            );
         }
-        let config = this.config;
-        let timers = this
-            .timers
-            .get_or_insert_with(|| Box::pin(Timers::start(config)))
-            .as_mut();
-        let mut timers = timers.project();
-
-        match this.deferred.take() {
-            Some(Deferred::End) => {
-                finish(this.state, this.close, CloseReason::StreamEnded);
-                return Poll::Ready(None);
+        let config = &*this.config;
+        let mut carried = None;
+        if let Some(rare) = this.rare.as_deref_mut() {
+            match rare.deferred.take() {
+                Some(Deferred::End) => {
+                    end(
+                        this.stream,
+                        config,
+                        this.rare,
+                        this.reported,
+                        CloseReason::StreamEnded,
+                    );
+                    return Poll::Ready(None);
+                }
+                Some(Deferred::Error(error)) => {
+                    return Poll::Ready(fail(this.stream, config, this.rare, this.reported, error));
+                }
+                None => {}
             }
-            Some(Deferred::Error(error)) => {
-                return Poll::Ready(fail(this.state, this.close, config, error));
+            if rare.shutdown.as_ref().is_some_and(Watcher::is_triggered) {
+                return Poll::Ready(shut_down(this.stream, config, this.rare, this.reported));
             }
-            None => {}
-        }
-
-        if timers.shutdown.as_ref().is_some_and(Watcher::is_triggered) {
-            return Poll::Ready(shut_down(this.state, this.close, config));
-        }
-
-        let now = if timers.keep_alive.is_some() || timers.max_age_deadline.is_some() {
-            Some(Instant::now())
-        } else {
-            None
-        };
-        if let (Some(deadline), Some(now)) = (*timers.max_age_deadline, now) {
-            if now >= deadline {
-                finish(this.state, this.close, CloseReason::MaxAge);
-                return Poll::Ready(None);
+            if let Some(max_age) = &rare.max_age {
+                if Instant::now() >= max_age.deadline() {
+                    end(
+                        this.stream,
+                        config,
+                        this.rare,
+                        this.reported,
+                        CloseReason::MaxAge,
+                    );
+                    return Poll::Ready(None);
+                }
             }
+            carried = rare.carried.take();
         }
 
         let mut batch = Batch::new(
-            this.carried.take(),
+            carried,
             config.inner().max_frame_bytes,
-            *this.frame_capacity,
+            *this.frame_capacity as usize,
         );
         while batch.wants_more() {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match batch.push(item) {
                     Ok(None) => {}
                     Ok(Some(overflow)) => {
-                        *this.carried = Some(overflow);
+                        rare_mut(this.rare).carried = Some(overflow);
                         break;
                     }
                     Err(error) => {
                         if batch.is_empty() {
-                            return Poll::Ready(fail(this.state, this.close, config, error));
+                            return Poll::Ready(fail(
+                                this.stream,
+                                config,
+                                this.rare,
+                                this.reported,
+                                error,
+                            ));
                         }
-                        *this.deferred = Some(Deferred::Error(error));
+                        rare_mut(this.rare).deferred = Some(Deferred::Error(error));
                         break;
                     }
                 },
                 Poll::Ready(None) => {
                     if batch.is_empty() {
-                        finish(this.state, this.close, CloseReason::StreamEnded);
+                        end(
+                            this.stream,
+                            config,
+                            this.rare,
+                            this.reported,
+                            CloseReason::StreamEnded,
+                        );
                         return Poll::Ready(None);
                     }
-                    *this.deferred = Some(Deferred::End);
+                    rare_mut(this.rare).deferred = Some(Deferred::End);
                     break;
                 }
                 Poll::Pending => break,
@@ -239,58 +276,68 @@ where
         }
 
         if let Some(frame) = batch.finish() {
-            *this.frame_capacity = frame.len();
-            if let Some(now) = now {
-                *timers.last_write = now;
+            *this.frame_capacity = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+            if this.keep_alive.is_some() {
+                *this.last_write = Some(Instant::now());
             }
             return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
 
         // The stream is idle: register for every way this body can go on.
-        if let Some(watcher) = timers.shutdown.as_mut() {
-            if watcher.poll_triggered(cx).is_ready() {
-                return Poll::Ready(shut_down(this.state, this.close, config));
-            }
-        }
-        if let Some(max_age) = timers.max_age.as_mut() {
-            if max_age.as_mut().poll(cx).is_ready() {
-                finish(this.state, this.close, CloseReason::MaxAge);
-                return Poll::Ready(None);
-            }
-        }
-        if let Some(keep_alive) = &config.inner().keep_alive {
-            if let Some(mut sleep) = timers.keep_alive.as_mut().as_pin_mut() {
-                loop {
-                    if !sleep.is_elapsed() {
-                        let registered = timers.keep_alive_waker.as_ref();
-                        if registered.is_some_and(|waker| waker.will_wake(cx.waker())) {
-                            return Poll::Pending;
-                        }
-                        if sleep.as_mut().poll(cx).is_pending() {
-                            *timers.keep_alive_waker = Some(cx.waker().clone());
-                            return Poll::Pending;
-                        }
-                    }
-                    // Re-arming forgets the registration: the next round polls.
-                    *timers.keep_alive_waker = None;
-                    let now = Instant::now();
-                    let due = *timers.last_write + keep_alive.get_interval();
-                    if now < due {
-                        // Events were sent since the timer was armed.
-                        sleep.as_mut().reset(due);
-                        continue;
-                    }
-                    *timers.last_write = now;
-                    sleep.as_mut().reset(now + keep_alive.get_interval());
-                    return Poll::Ready(Some(Ok(Frame::data(keep_alive.ping().clone()))));
+        if let Some(rare) = this.rare.as_deref_mut() {
+            if let Some(watcher) = rare.shutdown.as_mut() {
+                if watcher.poll_triggered(cx).is_ready() {
+                    return Poll::Ready(shut_down(this.stream, config, this.rare, this.reported));
                 }
+            }
+            if let Some(max_age) = rare.max_age.as_mut() {
+                if max_age.as_mut().poll(cx).is_ready() {
+                    end(
+                        this.stream,
+                        config,
+                        this.rare,
+                        this.reported,
+                        CloseReason::MaxAge,
+                    );
+                    return Poll::Ready(None);
+                }
+            }
+        }
+        if let (Some(keep_alive), Some(mut sleep)) = (
+            config.inner().keep_alive.as_ref(),
+            this.keep_alive.as_mut().as_pin_mut(),
+        ) {
+            loop {
+                if !sleep.is_elapsed() {
+                    let registered = this.keep_alive_waker.as_ref();
+                    if registered.is_some_and(|waker| waker.will_wake(cx.waker())) {
+                        return Poll::Pending;
+                    }
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        *this.keep_alive_waker = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                }
+                // Re-arming forgets the registration: the next round polls.
+                *this.keep_alive_waker = None;
+                let now = Instant::now();
+                let last_write = this.last_write.unwrap_or(now);
+                let due = last_write + keep_alive.get_interval();
+                if now < due {
+                    // Events were sent since the timer was armed.
+                    sleep.as_mut().reset(due);
+                    continue;
+                }
+                *this.last_write = Some(now);
+                sleep.as_mut().reset(now + keep_alive.get_interval());
+                return Poll::Ready(Some(Ok(Frame::data(keep_alive.ping().clone()))));
             }
         }
         Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.state, State::Done)
+        self.stream.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -298,23 +345,42 @@ where
     }
 }
 
-impl Timers {
-    fn start(config: &SseConfig) -> Self {
-        let now = Instant::now();
-        let inner = config.inner();
-        let max_age_deadline = config.pick_max_age().map(|age| now + age);
-        Self {
-            keep_alive: inner
-                .keep_alive
-                .as_ref()
-                .map(|keep_alive| tokio::time::sleep_until(now + keep_alive.get_interval())),
-            keep_alive_waker: None,
-            last_write: now,
-            max_age_deadline,
-            max_age: max_age_deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
-            shutdown: inner.shutdown.as_ref().map(|shutdown| shutdown.watch()),
-        }
+/// The first poll: settles the policy (an outer layer's, if it provided one)
+/// and starts the timers it asks for.
+fn start(
+    config: &mut SseConfig,
+    rare: &mut Option<Box<Rare>>,
+    mut keep_alive: Pin<&mut Option<Sleep>>,
+    last_write: &mut Option<Instant>,
+) {
+    if let Some(provided) = resolve_slot(rare) {
+        *config = provided;
     }
+    let now = Instant::now();
+    *last_write = Some(now);
+    let inner = config.inner();
+    if let Some(interval) = inner.keep_alive.as_ref().map(KeepAlive::get_interval) {
+        keep_alive.set(Some(tokio::time::sleep_until(now + interval)));
+    }
+    let max_age = config.pick_max_age();
+    if max_age.is_some() || inner.shutdown.is_some() {
+        let rare = rare_mut(rare);
+        rare.max_age = max_age.map(|age| Box::pin(tokio::time::sleep_until(now + age)));
+        rare.shutdown = inner.shutdown.as_ref().map(Shutdown::watch);
+    }
+    if rare.as_deref().is_some_and(Rare::is_empty) {
+        *rare = None;
+    }
+}
+
+/// Takes the policy an outer layer provided, if it did.
+fn resolve_slot(rare: &mut Option<Box<Rare>>) -> Option<SseConfig> {
+    let slot = rare.as_deref_mut()?.slot.take()?;
+    slot.get().cloned()
+}
+
+fn rare_mut(rare: &mut Option<Box<Rare>>) -> &mut Rare {
+    rare.get_or_insert_with(Box::default)
 }
 
 /// Ready events gathered into one frame. A lone pre-encoded event passes
@@ -440,24 +506,50 @@ fn append<I: IntoEncodedEvent>(
     Ok(None)
 }
 
-fn finish<S>(mut state: Pin<&mut State<S>>, close: &mut CloseGuard, reason: CloseReason) {
-    // Drops the stream now, releasing what it holds.
-    state.set(State::Done);
-    close.report(reason);
+/// Ends the body: drops the stream now, releasing what it holds, and tells
+/// the close hook why.
+fn end<S>(
+    mut stream: Pin<&mut Option<S>>,
+    config: &SseConfig,
+    rare: &mut Option<Box<Rare>>,
+    reported: &mut bool,
+    reason: CloseReason,
+) {
+    stream.set(None);
+    report(config, rare, reported, reason);
+}
+
+/// Tells the close hook why the body ended, once. A body that ends before
+/// its first poll takes the hook from an outer layer's policy, if any.
+fn report(
+    config: &SseConfig,
+    rare: &mut Option<Box<Rare>>,
+    reported: &mut bool,
+    reason: CloseReason,
+) {
+    if std::mem::replace(reported, true) {
+        return;
+    }
+    let provided = resolve_slot(rare);
+    tracing::debug!(%reason, "sse stream closed");
+    if let Some(hook) = &provided.as_ref().unwrap_or(config).inner().on_close {
+        hook(reason);
+    }
 }
 
 fn fail<S>(
-    state: Pin<&mut State<S>>,
-    close: &mut CloseGuard,
+    stream: Pin<&mut Option<S>>,
     config: &SseConfig,
+    rare: &mut Option<Box<Rare>>,
+    reported: &mut bool,
     error: BoxError,
 ) -> Option<Result<Frame<Bytes>, BoxError>> {
     if error.is::<Lagged>() {
-        finish(state, close, CloseReason::Lagged);
+        end(stream, config, rare, reported, CloseReason::Lagged);
         return None;
     }
     tracing::debug!(%error, "sse stream failed");
-    finish(state, close, CloseReason::Error);
+    end(stream, config, rare, reported, CloseReason::Error);
     let make_event = config.inner().error_event.as_ref()?;
     match make_event(&error).encode() {
         Ok(event) => Some(Ok(Frame::data(event.into_bytes()))),
@@ -469,76 +561,20 @@ fn fail<S>(
 }
 
 fn shut_down<S>(
-    state: Pin<&mut State<S>>,
-    close: &mut CloseGuard,
+    stream: Pin<&mut Option<S>>,
     config: &SseConfig,
+    rare: &mut Option<Box<Rare>>,
+    reported: &mut bool,
 ) -> Option<Result<Frame<Bytes>, BoxError>> {
-    finish(state, close, CloseReason::Shutdown);
+    end(stream, config, rare, reported, CloseReason::Shutdown);
     let farewell = config.inner().farewell.as_ref()?.encode()?;
     Some(Ok(Frame::data(farewell.into_bytes())))
 }
 
-/// Reports the end of a stream to the close hook exactly once; a body dropped
-/// before it ended reports [`CloseReason::ClientGone`].
-struct CloseGuard {
-    hook: Option<std::sync::Arc<dyn Fn(CloseReason) + Send + Sync>>,
-    // Until the first poll, the policy an outer layer may provide.
-    slot: Option<ConfigSlot>,
-    reported: bool,
-}
-
-impl CloseGuard {
-    fn new(config: &SseConfig) -> Self {
-        Self {
-            hook: config.inner().on_close.clone(),
-            slot: None,
-            reported: false,
-        }
-    }
-
-    fn disarmed() -> Self {
-        Self {
-            hook: None,
-            slot: None,
-            reported: true,
-        }
-    }
-
-    /// Settles the policy an outer layer provided, if it did: takes its close
-    /// hook and returns it for the body. Called at the first poll, and at the
-    /// report of a body that was never polled.
-    fn resolve_slot(&mut self) -> Option<SseConfig> {
-        let config = self.slot.take()?.get()?.clone();
-        self.hook = config.inner().on_close.clone();
-        Some(config)
-    }
-
-    fn report(&mut self, reason: CloseReason) {
-        if std::mem::replace(&mut self.reported, true) {
-            return;
-        }
-        self.resolve_slot();
-        tracing::debug!(%reason, "sse stream closed");
-        if let Some(hook) = &self.hook {
-            hook(reason);
-        }
-    }
-}
-
-impl Drop for CloseGuard {
-    fn drop(&mut self) {
-        self.report(CloseReason::ClientGone);
-    }
-}
-
 impl<S: fmt::Debug> fmt::Debug for SseBody<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let stream = match &self.state {
-            State::Streaming { stream } => Some(stream),
-            State::Done => None,
-        };
         f.debug_struct("SseBody")
-            .field("stream", &stream)
+            .field("stream", &self.stream)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }

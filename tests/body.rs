@@ -76,7 +76,7 @@ fn events_per_frame(frames: &[Bytes], events: &[Bytes]) -> Vec<usize> {
 async fn ready_events_are_batched_into_fewer_frames_in_order() {
     let count = 1000;
     let expected: Vec<Bytes> = (0..count).map(|n| encoded(numbered(n))).collect();
-    let mut body = SseBody::new(stream::iter((0..count).map(numbered)));
+    let mut body = Box::pin(SseBody::new(stream::iter((0..count).map(numbered))));
 
     let frames = collect_frames(&mut body).await;
 
@@ -99,7 +99,7 @@ async fn frames_stay_within_32_kib_unless_one_event_is_larger() {
         })
         .collect();
     let expected: Vec<Bytes> = events.iter().cloned().map(encoded).collect();
-    let mut body = SseBody::new(stream::iter(events));
+    let mut body = Box::pin(SseBody::new(stream::iter(events)));
 
     let frames = collect_frames(&mut body).await;
 
@@ -121,7 +121,7 @@ async fn max_frame_bytes_sets_the_batch_bound() {
     let events: Vec<Event> = (0..50).map(numbered).collect();
     let expected: Vec<Bytes> = events.iter().cloned().map(encoded).collect();
     let config = SseConfig::new().max_frame_bytes(100);
-    let mut body = SseBody::with_config(stream::iter(events), config);
+    let mut body = Box::pin(SseBody::with_config(stream::iter(events), config));
 
     let frames = collect_frames(&mut body).await;
 
@@ -135,7 +135,7 @@ async fn zero_max_frame_bytes_sends_one_event_per_frame() {
     let events: Vec<Event> = (0..10).map(numbered).collect();
     let expected: Vec<Bytes> = events.iter().cloned().map(encoded).collect();
     let config = SseConfig::new().max_frame_bytes(0);
-    let mut body = SseBody::with_config(stream::iter(events), config);
+    let mut body = Box::pin(SseBody::with_config(stream::iter(events), config));
 
     let frames = collect_frames(&mut body).await;
 
@@ -152,7 +152,7 @@ async fn event_larger_than_a_frame_passes_as_its_own_frame() {
         encoded(big.clone()),
         encoded(after.clone()),
     ];
-    let mut body = SseBody::new(stream::iter([small, big, after]));
+    let mut body = Box::pin(SseBody::new(stream::iter([small, big, after])));
 
     let frames = collect_frames(&mut body).await;
 
@@ -162,7 +162,7 @@ async fn event_larger_than_a_frame_passes_as_its_own_frame() {
 #[tokio::test(start_paused = true)]
 async fn each_event_comes_out_as_soon_as_it_is_sent() {
     let (sender, events) = channel();
-    let mut body = SseBody::new(events);
+    let mut body = Box::pin(SseBody::new(events));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     for n in 0..5 {
@@ -178,7 +178,7 @@ async fn each_event_comes_out_as_soon_as_it_is_sent() {
 #[tokio::test(start_paused = true)]
 async fn events_sent_together_come_out_together_without_waiting() {
     let (sender, events) = channel();
-    let mut body = SseBody::new(events);
+    let mut body = Box::pin(SseBody::new(events));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     sender.send(numbered(1)).unwrap();
@@ -195,7 +195,7 @@ async fn events_sent_together_come_out_together_without_waiting() {
 #[tokio::test(start_paused = true)]
 async fn idle_stream_is_pinged_every_15_seconds_by_default() {
     let (_sender, events) = channel::<Event>();
-    let mut body = SseBody::new(events);
+    let mut body = Box::pin(SseBody::new(events));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     advance(ms(14_900)).await;
@@ -214,7 +214,10 @@ async fn idle_stream_is_pinged_every_15_seconds_by_default() {
 async fn custom_interval_and_text_set_the_ping() {
     let keep_alive = KeepAlive::new().interval(secs(5)).text("ping");
     let (_sender, events) = channel::<Event>();
-    let mut body = SseBody::with_config(events, SseConfig::new().keep_alive(keep_alive));
+    let mut body = Box::pin(SseBody::with_config(
+        events,
+        SseConfig::new().keep_alive(keep_alive),
+    ));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     advance(ms(4_900)).await;
@@ -232,7 +235,10 @@ async fn ping_can_be_an_event() -> Result<(), EventError> {
         .interval(secs(5))
         .event(Event::new().event("ping").data("").encode()?);
     let (_sender, events) = channel::<Event>();
-    let mut body = SseBody::with_config(events, SseConfig::new().keep_alive(keep_alive));
+    let mut body = Box::pin(SseBody::with_config(
+        events,
+        SseConfig::new().keep_alive(keep_alive),
+    ));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     advance(ms(5_100)).await;
@@ -246,7 +252,7 @@ async fn ping_can_be_an_event() -> Result<(), EventError> {
 #[tokio::test(start_paused = true)]
 async fn no_ping_while_events_flow() {
     let (sender, events) = channel();
-    let mut body = SseBody::new(events);
+    let mut body = Box::pin(SseBody::new(events));
     let mut sent = Vec::new();
     let mut received = Vec::new();
 
@@ -270,7 +276,7 @@ async fn no_ping_while_events_flow() {
 #[tokio::test(start_paused = true)]
 async fn ping_comes_an_interval_after_the_last_event() {
     let (sender, events) = channel();
-    let mut body = SseBody::new(events);
+    let mut body = Box::pin(SseBody::new(events));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     advance(secs(10)).await;
@@ -295,7 +301,10 @@ async fn ping_comes_an_interval_after_the_last_event() {
 async fn pings_fall_only_between_whole_events() {
     let keep_alive = KeepAlive::new().interval(secs(1));
     let (sender, events) = channel();
-    let mut body = SseBody::with_config(events, SseConfig::new().keep_alive(keep_alive));
+    let mut body = Box::pin(SseBody::with_config(
+        events,
+        SseConfig::new().keep_alive(keep_alive),
+    ));
     let mut sent = Vec::new();
     let mut frames = Vec::new();
 
@@ -336,7 +345,10 @@ async fn pings_fall_only_between_whole_events() {
 #[tokio::test(start_paused = true)]
 async fn without_keep_alive_an_idle_stream_sends_nothing() {
     let (sender, events) = channel();
-    let mut body = SseBody::with_config(events, SseConfig::new().without_keep_alive());
+    let mut body = Box::pin(SseBody::with_config(
+        events,
+        SseConfig::new().without_keep_alive(),
+    ));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     advance(secs(3600)).await;
@@ -353,7 +365,7 @@ async fn without_keep_alive_an_idle_stream_sends_nothing() {
 fn body_built_outside_a_runtime_runs_inside_one() {
     let (sender, events) = channel();
     let config = SseConfig::new().keep_alive(KeepAlive::new().interval(secs(1)));
-    let mut body = SseBody::with_config(events, config);
+    let mut body = Box::pin(SseBody::with_config(events, config));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -382,7 +394,7 @@ async fn shutdown_ends_an_idle_stream() {
         .shutdown(shutdown.clone())
         .on_close(closed.hook());
     let (sender, events) = channel::<Event>();
-    let mut body = SseBody::with_config(events, config);
+    let mut body = Box::pin(SseBody::with_config(events, config));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     tokio::spawn(async move {
@@ -418,7 +430,10 @@ async fn stream_opened_after_shutdown_ends_at_first_poll() {
         .on_close(closed.hook());
     shutdown.trigger();
 
-    let mut body = SseBody::with_config(stream::repeat(Event::new().data("x")), config);
+    let mut body = Box::pin(SseBody::with_config(
+        stream::repeat(Event::new().data("x")),
+        config,
+    ));
 
     assert_eq!(poll_frame_now(&mut body), ended());
     assert_eq!(closed.reasons(), [CloseReason::Shutdown]);
@@ -436,7 +451,7 @@ async fn farewell_is_sent_at_shutdown_then_the_stream_ends() {
         .farewell(farewell)
         .on_close(closed.hook());
     let (_sender, events) = channel::<Event>();
-    let mut body = SseBody::with_config(events, config);
+    let mut body = Box::pin(SseBody::with_config(events, config));
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
     shutdown.trigger();
@@ -469,7 +484,10 @@ async fn shutdown_ends_an_always_ready_stream() {
     let config = SseConfig::new()
         .shutdown(shutdown.clone())
         .on_close(closed.hook());
-    let mut body = SseBody::with_config(stream::repeat(Event::new().data("x")), config);
+    let mut body = Box::pin(SseBody::with_config(
+        stream::repeat(Event::new().data("x")),
+        config,
+    ));
     for _ in 0..3 {
         assert!(next_frame(&mut body).await.is_some());
     }
@@ -490,7 +508,7 @@ async fn max_age_ends_an_idle_stream_at_that_age() {
         .max_age(secs(60))
         .on_close(closed.hook());
     let (_sender, events) = channel::<Event>();
-    let mut body = SseBody::with_config(events, config);
+    let mut body = Box::pin(SseBody::with_config(events, config));
     let start = Instant::now();
     assert_eq!(poll_frame_now(&mut body), Poll::Pending);
 
@@ -516,7 +534,7 @@ async fn max_age_jitter_ends_streams_spread_over_the_window() {
     let mut ages = Vec::new();
     for _ in 0..20 {
         let (_sender, events) = channel::<Event>();
-        let mut body = SseBody::with_config(events, config.clone());
+        let mut body = Box::pin(SseBody::with_config(events, config.clone()));
         let start = Instant::now();
         let end = timeout(secs(120), next_frame(&mut body))
             .await
@@ -539,7 +557,10 @@ async fn max_age_jitter_ends_streams_spread_over_the_window() {
 async fn max_age_ends_a_busy_stream() {
     let closed = CloseRecorder::new();
     let config = SseConfig::new().max_age(secs(60)).on_close(closed.hook());
-    let mut body = SseBody::with_config(stream::repeat(Event::new().data("x")), config);
+    let mut body = Box::pin(SseBody::with_config(
+        stream::repeat(Event::new().data("x")),
+        config,
+    ));
 
     for second in 0..60 {
         assert!(
@@ -559,7 +580,10 @@ async fn zero_max_age_ends_the_stream_at_first_poll() {
     let config = SseConfig::new()
         .max_age(Duration::ZERO)
         .on_close(closed.hook());
-    let mut body = SseBody::with_config(stream::repeat(Event::new().data("x")), config);
+    let mut body = Box::pin(SseBody::with_config(
+        stream::repeat(Event::new().data("x")),
+        config,
+    ));
 
     assert_eq!(poll_frame_now(&mut body), ended());
     assert_eq!(closed.reasons(), [CloseReason::MaxAge]);
@@ -577,7 +601,7 @@ async fn stream_error_ends_the_body_cleanly_after_the_events_before_it() {
         Ok(numbered(3)),
     ];
     let config = SseConfig::new().on_close(closed.hook());
-    let mut body = SseBody::with_config(stream::iter(items), config);
+    let mut body = Box::pin(SseBody::with_config(stream::iter(items), config));
 
     // `next_frame` panics on an error frame.
     let frames = collect_frames(&mut body).await;
@@ -594,7 +618,7 @@ async fn error_as_first_item_ends_the_body_with_no_bytes() {
     let items: Vec<Result<Event, io::Error>> =
         vec![Err(io::Error::other("no feed")), Ok(numbered(1))];
     let config = SseConfig::new().on_close(closed.hook());
-    let mut body = SseBody::with_config(stream::iter(items), config);
+    let mut body = Box::pin(SseBody::with_config(stream::iter(items), config));
 
     assert_eq!(poll_frame_now(&mut body), ended());
     assert_eq!(closed.reasons(), [CloseReason::Error]);
@@ -609,7 +633,7 @@ async fn invalid_event_mid_stream_ends_the_body_without_its_bytes() {
         numbered(3),
     ];
     let config = SseConfig::new().on_close(closed.hook());
-    let mut body = SseBody::with_config(stream::iter(events), config);
+    let mut body = Box::pin(SseBody::with_config(stream::iter(events), config));
 
     let frames = collect_frames(&mut body).await;
 
@@ -628,7 +652,7 @@ async fn error_event_is_sent_then_the_body_ends() {
     let config = SseConfig::new()
         .error_event(|error| Event::new().event("error").data(error.to_string()))
         .on_close(closed.hook());
-    let mut body = SseBody::with_config(stream::iter(items), config);
+    let mut body = Box::pin(SseBody::with_config(stream::iter(items), config));
 
     let frames = collect_frames(&mut body).await;
 
@@ -649,7 +673,7 @@ async fn stream_is_not_polled_after_it_ends() {
     let events = Box::pin(stream::unfold(0, |n| async move {
         (n < 2).then(|| (numbered(n), n + 1))
     }));
-    let mut body = SseBody::new(events);
+    let mut body = Box::pin(SseBody::new(events));
 
     let frames = collect_frames(&mut body).await;
 
@@ -664,7 +688,10 @@ async fn stream_is_not_polled_after_it_ends() {
 async fn finite_stream_reports_stream_ended_once() {
     let closed = CloseRecorder::new();
     let config = SseConfig::new().on_close(closed.hook());
-    let mut body = SseBody::with_config(stream::iter((0..3).map(numbered)), config);
+    let mut body = Box::pin(SseBody::with_config(
+        stream::iter((0..3).map(numbered)),
+        config,
+    ));
 
     let frames = collect_frames(&mut body).await;
     assert_eq!(
@@ -684,7 +711,10 @@ async fn finite_stream_reports_stream_ended_once() {
 async fn body_dropped_mid_stream_reports_client_gone() {
     let closed = CloseRecorder::new();
     let (sender, events) = channel();
-    let mut body = SseBody::with_config(events, SseConfig::new().on_close(closed.hook()));
+    let mut body = Box::pin(SseBody::with_config(
+        events,
+        SseConfig::new().on_close(closed.hook()),
+    ));
     sender.send(numbered(1)).unwrap();
     assert_eq!(
         poll_frame_now(&mut body),
@@ -703,7 +733,10 @@ async fn body_dropped_mid_stream_reports_client_gone() {
 fn body_dropped_before_first_poll_reports_client_gone() {
     let closed = CloseRecorder::new();
     let (_sender, events) = channel::<Event>();
-    let body = SseBody::with_config(events, SseConfig::new().on_close(closed.hook()));
+    let body = Box::pin(SseBody::with_config(
+        events,
+        SseConfig::new().on_close(closed.hook()),
+    ));
 
     drop(body);
 
@@ -712,7 +745,7 @@ fn body_dropped_before_first_poll_reports_client_gone() {
 
 #[tokio::test(start_paused = true)]
 async fn end_of_stream_is_known_and_size_is_never_exact() {
-    let mut body = SseBody::new(stream::iter([numbered(1)]));
+    let mut body = Box::pin(SseBody::new(stream::iter([numbered(1)])));
     assert!(!body.is_end_stream());
     assert_eq!(body.size_hint().exact(), None);
 
@@ -731,7 +764,7 @@ async fn encoded_events_pass_through_byte_identical() {
     let events: Vec<EncodedEvent> = (0..10).map(|n| numbered(n).encode().unwrap()).collect();
     let expected: Vec<u8> = events.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
     let items: Vec<Result<EncodedEvent, io::Error>> = events.into_iter().map(Ok).collect();
-    let mut body = SseBody::new(stream::iter(items));
+    let mut body = Box::pin(SseBody::new(stream::iter(items)));
 
     let frames = collect_frames(&mut body).await;
 
@@ -746,7 +779,7 @@ async fn lone_encoded_event_is_sent_without_a_copy() {
         .encode()
         .unwrap();
     let (sender, events) = channel();
-    let mut body = SseBody::new(events);
+    let mut body = Box::pin(SseBody::new(events));
 
     sender.send(event.clone()).unwrap();
     let Poll::Ready(Some(frame)) = poll_frame_now(&mut body) else {

@@ -458,7 +458,7 @@ async fn on_close_hook_of_the_layer_reports_client_gone() {
         .chain(stream::pending())
         .boxed();
     let response = serve(config, get(), Response::new(stream)).await;
-    let mut body = response.into_body();
+    let mut body = Box::pin(response.into_body());
     let frame = body.frame().await.unwrap().unwrap();
     assert_eq!(frame.into_data().unwrap(), "data: a\n\n");
 
@@ -474,7 +474,7 @@ async fn keep_alive_of_the_layer_pings_an_idle_stream() {
             .text("ping"),
     );
     let response = serve(config, get(), Response::new(stream::pending().boxed())).await;
-    let mut body = response.into_body();
+    let mut body = Box::pin(response.into_body());
 
     let start = tokio::time::Instant::now();
     let frame = body.frame().await.unwrap().unwrap();
@@ -494,7 +494,7 @@ async fn shutdown_of_the_layer_ends_the_stream_after_the_farewell() {
         .chain(stream::pending())
         .boxed();
     let response = serve(config, get(), Response::new(stream)).await;
-    let mut body = response.into_body();
+    let mut body = Box::pin(response.into_body());
     let first = body.frame().await.unwrap().unwrap();
     assert_eq!(first.into_data().unwrap(), "data: a\n\n");
 
