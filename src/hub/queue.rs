@@ -20,10 +20,15 @@ use super::config::LagPolicy;
 /// A consumer that finds nothing new is answered without the lock: when it
 /// takes the last event, or finds the queue empty, it leaves its waker and
 /// marks the queue idle; until something is queued (which clears the mark
-/// and takes the waker), polls with the same waker return `Pending` after
+/// and collects the waker), polls with the same waker return `Pending` after
 /// one atomic load. A body polls its stream until it is pending after every
 /// event, and a server polls the body again after every frame, so this saves
 /// two lock round trips per delivery.
+///
+/// A push wakes only a consumer that is waiting, and collects no waker that
+/// one already collected in the same fan-out would wake anyway (the same
+/// task polls several subscriptions): that waker stays in the queue, and the
+/// consumer's next registration, finding it there, clones nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     state: Mutex<State>,
@@ -56,10 +61,6 @@ struct Events {
 impl Events {
     fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.first.is_none()
     }
 
     fn push_back(&mut self, event: EncodedEvent) {
@@ -148,17 +149,39 @@ impl Queue {
         policy: LagPolicy,
         wakers: &mut Vec<Waker>,
     ) -> Pushed {
-        let mut state = self.lock();
+        // Cloned before the lock is taken: a shorter critical section.
+        let event = event.clone();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         if state.end.is_some() {
             return Pushed::Ended;
         }
+        let pushed = if state.events.first.is_none() && capacity > 0 {
+            // The usual case: the consumer keeps up.
+            state.events.first = Some(event);
+            Pushed::Queued
+        } else {
+            Self::push_behind(state, event, capacity, policy)
+        };
+        self.wake(state, wakers);
+        pushed
+    }
+
+    /// Queues `event` behind others, or applies `policy` when there is no
+    /// room.
+    fn push_behind(
+        state: &mut State,
+        event: EncodedEvent,
+        capacity: usize,
+        policy: LagPolicy,
+    ) -> Pushed {
         let pushed = if state.events.len() < capacity {
             Pushed::Queued
         } else {
             match policy {
                 LagPolicy::Disconnect => {
                     state.end = Some(End::Lagged);
-                    Pushed::Lagged
+                    return Pushed::Lagged;
                 }
                 LagPolicy::DropOldest => {
                     state.events.pop_front();
@@ -168,10 +191,7 @@ impl Queue {
                 }
             }
         };
-        if pushed != Pushed::Lagged {
-            state.events.push_back(event.clone());
-        }
-        self.wake(&mut state, wakers);
+        state.events.push_back(event);
         pushed
     }
 
@@ -184,12 +204,28 @@ impl Queue {
         self.wake(&mut state, wakers);
     }
 
-    /// Something changed for the consumer: its waker, if it left one, goes to
-    /// `wakers`. An idle queue always holds the consumer's waker, so taking
-    /// it is where the idle mark is cleared.
+    /// Something changed for the consumer: if it is waiting (the queue is
+    /// idle), the mark is cleared and its waker goes to `wakers`.
+    ///
+    /// A consumer that is not waiting has been answered `Ready` or woken since
+    /// it last waited, so it polls again by itself. When the waker collected
+    /// last wakes the same task (several subscriptions polled by one task),
+    /// that wake is enough: this one stays in the queue, where the consumer's
+    /// next registration finds it and need not clone its own.
+    #[inline]
     fn wake(&self, state: &mut State, wakers: &mut Vec<Waker>) {
+        // Written only under the lock, which is held.
+        if !self.idle.load(Ordering::Relaxed) {
+            return;
+        }
+        self.idle.store(false, Ordering::Release);
+        let Some(waker) = &state.waker else {
+            return;
+        };
+        if wakers.last().is_some_and(|last| last.will_wake(waker)) {
+            return;
+        }
         if let Some(waker) = state.waker.take() {
-            self.idle.store(false, Ordering::Release);
             wakers.push(waker);
         }
     }
@@ -210,23 +246,26 @@ impl Queue {
         cx: &mut Context<'_>,
         left: &mut Option<WakerKey>,
     ) -> Poll<Popped> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         if state.gap {
             state.gap = false;
             return Poll::Ready(Popped::Gap);
         }
-        if let Some(event) = state.events.pop_front() {
-            if state.events.is_empty() && state.end.is_none() {
+        if let Some(event) = state.events.first.take() {
+            if let Some(next) = state.events.rest.pop_front() {
+                state.events.first = Some(next);
+            } else if state.end.is_none() {
                 // The consumer polls again until it is pending: register now,
                 // while the lock is held anyway.
-                self.leave_waker(&mut state, cx, left);
+                self.leave_waker(state, cx, left);
             }
             return Poll::Ready(Popped::Event(event));
         }
         if let Some(end) = state.end {
             return Poll::Ready(Popped::End(end));
         }
-        self.leave_waker(&mut state, cx, left);
+        self.leave_waker(state, cx, left);
         Poll::Pending
     }
 
@@ -374,6 +413,47 @@ mod tests {
         wakers.drain(..).for_each(Waker::wake);
         assert_eq!(first_count.0.load(Ordering::SeqCst), 0);
         assert_eq!(second_count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn one_task_waiting_on_several_queues_is_collected_once_per_fan_out() {
+        let queues = [Queue::default(), Queue::default()];
+        let mut consumers = [Consumer::default(), Consumer::default()];
+        let (count, waker) = counting_waker();
+        let (other_count, other) = counting_waker();
+        let third = Queue::default();
+        let mut third_consumer = Consumer::default();
+        for (queue, consumer) in queues.iter().zip(&mut consumers) {
+            assert!(consumer.pop_with(queue, &waker).is_pending());
+        }
+        assert!(third_consumer.pop_with(&third, &other).is_pending());
+        for round in 0..3 {
+            let mut wakers = Vec::new();
+            for queue in queues.iter().chain([&third]) {
+                queue.push(&event(round), 8, LagPolicy::Disconnect, &mut wakers);
+            }
+            assert_eq!(wakers.len(), 2);
+            wakers.drain(..).for_each(Waker::wake);
+            assert_eq!(count.0.load(Ordering::SeqCst), round + 1);
+            assert_eq!(other_count.0.load(Ordering::SeqCst), round + 1);
+            for (queue, consumer) in queues.iter().zip(&mut consumers) {
+                assert!(
+                    matches!(consumer.pop_with(queue, &waker), Poll::Ready(Popped::Event(e)) if e == event(round))
+                );
+                assert!(consumer.pop_with(queue, &waker).is_pending());
+            }
+            assert!(matches!(
+                third_consumer.pop_with(&third, &other),
+                Poll::Ready(Popped::Event(_))
+            ));
+            assert!(third_consumer.pop_with(&third, &other).is_pending());
+        }
+        // A queue pushed alone still wakes the task through the waker it kept.
+        let mut wakers = Vec::new();
+        queues[1].push(&event(9), 8, LagPolicy::Disconnect, &mut wakers);
+        assert_eq!(wakers.len(), 1);
+        wakers.drain(..).for_each(Waker::wake);
+        assert_eq!(count.0.load(Ordering::SeqCst), 4);
     }
 
     #[test]
