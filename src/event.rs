@@ -750,6 +750,7 @@ impl IntoEncodedEvent for Event {
         self.encode().map_err(Into::into)
     }
 
+    #[inline]
     fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError> {
         Event::encode_into(self, buf).map_err(Into::into)
     }
