@@ -45,6 +45,11 @@ pin_project! {
     /// Timers are created at the first poll, so a body can be built outside a
     /// Tokio runtime; it must be polled inside one.
     ///
+    /// The keep-alive timer is held inline, so the body is `!Unpin`, as most
+    /// bodies are; servers pin the bodies they poll. To call
+    /// `http_body_util::BodyExt` methods such as `frame()` on it directly, pin
+    /// it first (`Box::pin(body)` or `std::pin::pin!(body)`).
+    ///
     /// ```
     /// use futures_util::stream;
     /// use http_body_util::BodyExt;
