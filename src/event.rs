@@ -107,7 +107,11 @@ impl Event {
     #[must_use]
     #[inline]
     pub fn id(mut self, id: impl IntoId) -> Self {
-        match id.visit_bytes(|id| Field::checked(id, true)) {
+        let field = match id.as_integer() {
+            Some((magnitude, negative)) => Some(Field::integer(magnitude, negative)),
+            None => id.visit_bytes(|id| Field::checked(id, true)),
+        };
+        match field {
             Some(field) => self.id = Some(field),
             None => self.set_error(EventErrorKind::InvalidId),
         }
@@ -485,21 +489,50 @@ impl fmt::Debug for Event {
 
 /// A short string kept inline, so that typical ids and event types cost no
 /// allocation.
+///
+/// Inline values are right-aligned, so that an integer id of up to 15 digits
+/// is assembled in a register, from its last digit up, and put in place with
+/// one 16-byte store.
 #[derive(Clone)]
 enum Field {
-    Inline { len: u8, bytes: [u8; INLINE] },
+    /// The value is `bytes[start..]`.
+    Inline {
+        start: u8,
+        bytes: [u8; INLINE],
+    },
     Heap(Box<[u8]>),
 }
 
-/// Inline room: with the length and the tag, a `Field` is 24 bytes.
+/// Inline room: with the start and the tag, a `Field` is 24 bytes.
 const INLINE: usize = 22;
+
+/// Integer ids up to this long (sign included) are assembled in a `u128`.
+const PACKED: usize = 16;
+
+/// The start of an inline value of `len` bytes (`len <= INLINE`).
+#[inline]
+fn inline_start(len: usize) -> u8 {
+    u8::try_from(INLINE.saturating_sub(len)).unwrap_or(0)
+}
 
 impl Field {
     #[inline]
     fn new() -> Self {
         Field::Inline {
-            len: 0,
+            start: inline_start(0),
             bytes: [0; INLINE],
+        }
+    }
+
+    /// An inline field holding the low `len` bytes of `packed`, most
+    /// significant first (`len <= PACKED`).
+    #[inline]
+    fn packed(packed: u128, len: usize) -> Self {
+        let mut bytes = [0; INLINE];
+        bytes[INLINE - PACKED..].copy_from_slice(&packed.to_be_bytes());
+        Field::Inline {
+            start: inline_start(len),
+            bytes,
         }
     }
 
@@ -510,38 +543,71 @@ impl Field {
         if has_forbidden_byte(value, nul_forbidden) {
             return None;
         }
-        match u8::try_from(value.len()) {
-            Ok(len) if value.len() <= INLINE => {
-                let mut bytes = [0; INLINE];
-                bytes[..value.len()].copy_from_slice(value);
-                Some(Field::Inline { len, bytes })
-            }
-            _ => Some(Field::Heap(value.into())),
+        if value.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[INLINE - value.len()..].copy_from_slice(value);
+            return Some(Field::Inline {
+                start: inline_start(value.len()),
+                bytes,
+            });
         }
+        Some(Field::Heap(value.into()))
+    }
+
+    /// The decimal form of an integer: its magnitude, with a `-` in front
+    /// when `negative`.
+    #[inline]
+    fn integer(mut magnitude: u64, negative: bool) -> Self {
+        // Up to 15 digits and the sign fit in a `u128`, built from the last
+        // digit up.
+        if magnitude < 1_000_000_000_000_000 {
+            let mut packed = 0u128;
+            let mut len = 0;
+            loop {
+                // A digit: `magnitude % 10` is below 10.
+                let digit = b'0' + u8::try_from(magnitude % 10).unwrap_or(0);
+                packed |= u128::from(digit) << (8 * len);
+                len += 1;
+                magnitude /= 10;
+                if magnitude == 0 {
+                    break;
+                }
+            }
+            if negative {
+                packed |= u128::from(b'-') << (8 * len);
+                len += 1;
+            }
+            return Self::packed(packed, len);
+        }
+        let mut field = Field::new();
+        if negative {
+            field.push(b"-");
+        }
+        field.push(itoa::Buffer::new().format(magnitude).as_bytes());
+        field
     }
 
     #[inline]
     fn as_bytes(&self) -> &[u8] {
         match self {
-            Field::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Field::Inline { start, bytes } => bytes.get(usize::from(*start)..).unwrap_or_default(),
             Field::Heap(vec) => vec,
         }
     }
 
-    #[inline]
     fn push(&mut self, more: &[u8]) {
         match self {
-            Field::Inline { len, bytes } => {
-                let start = usize::from(*len);
-                let end = start + more.len();
-                match (bytes.get_mut(start..end), u8::try_from(end)) {
-                    (Some(room), Ok(end)) => {
-                        room.copy_from_slice(more);
-                        *len = end;
+            Field::Inline { start, bytes } => {
+                let old = usize::from(*start).min(INLINE);
+                match old.checked_sub(more.len()) {
+                    Some(new) => {
+                        bytes.copy_within(old.., new);
+                        bytes[INLINE - more.len()..].copy_from_slice(more);
+                        *start = inline_start(INLINE - new);
                     }
-                    _ => {
-                        let mut vec = Vec::with_capacity(end);
-                        vec.extend_from_slice(&bytes[..start]);
+                    None => {
+                        let mut vec = Vec::with_capacity(INLINE - old + more.len());
+                        vec.extend_from_slice(&bytes[old..]);
                         vec.extend_from_slice(more);
                         *self = Field::Heap(vec.into_boxed_slice());
                     }
@@ -646,6 +712,13 @@ pub trait IntoId: sealed::Sealed {
     /// Calls `f` with the id's UTF-8 bytes.
     #[doc(hidden)]
     fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R;
+
+    /// The id as an integer that fits a `u64` in magnitude, if it is one:
+    /// the magnitude and whether it is negative.
+    #[doc(hidden)]
+    fn as_integer(&self) -> Option<(u64, bool)> {
+        None
+    }
 }
 
 mod sealed {
@@ -653,19 +726,30 @@ mod sealed {
 }
 
 macro_rules! integer_ids {
-    ($($int:ty),*) => {$(
+    (@impl $int:ty, |$n:ident| $integer:expr) => {
         impl sealed::Sealed for $int {}
         impl IntoId for $int {
             fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
                 f(itoa::Buffer::new().format(*self).as_bytes())
             }
+
+            #[inline]
+            fn as_integer(&self) -> Option<(u64, bool)> {
+                let $n = *self;
+                $integer
+            }
         }
+    };
+    (unsigned: $($int:ty),*) => {$(
+        integer_ids!(@impl $int, |n| Some((u64::try_from(n).ok()?, false)));
+    )*};
+    (signed: $($int:ty),*) => {$(
+        integer_ids!(@impl $int, |n| Some((u64::try_from(n.unsigned_abs()).ok()?, n < 0)));
     )*};
 }
 
-integer_ids!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
-);
+integer_ids!(unsigned: u8, u16, u32, u64, u128, usize);
+integer_ids!(signed: i8, i16, i32, i64, i128, isize);
 
 macro_rules! string_ids {
     ($($string:ty),*) => {$(
@@ -712,6 +796,11 @@ impl<T: sealed::Sealed + ?Sized> sealed::Sealed for &T {}
 impl<T: IntoId + ?Sized> IntoId for &T {
     fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         (**self).visit_bytes(f)
+    }
+
+    #[inline]
+    fn as_integer(&self) -> Option<(u64, bool)> {
+        (**self).as_integer()
     }
 }
 
@@ -826,6 +915,54 @@ mod tests {
             wire(Event::new().id(&id).data("")),
             format!("id: {id}\ndata: \n\n")
         );
+    }
+
+    #[test]
+    // One case passes a reference on purpose: `&T` forwards to `T`.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    fn integer_ids_are_written_in_decimal() {
+        fn id_line(event: Event) -> String {
+            wire(event.data(""))
+                .trim_end_matches("data: \n\n")
+                .to_owned()
+        }
+        let cases: [(Event, String); 12] = [
+            (Event::new().id(0u8), "0".into()),
+            (Event::new().id(-1i8), "-1".into()),
+            (Event::new().id(12345u32), "12345".into()),
+            (
+                Event::new().id(999_999_999_999_999u64),
+                "999999999999999".into(),
+            ),
+            (
+                Event::new().id(-999_999_999_999_999i64),
+                "-999999999999999".into(),
+            ),
+            (
+                Event::new().id(1_000_000_000_000_000u64),
+                "1000000000000000".into(),
+            ),
+            (Event::new().id(u64::MAX), u64::MAX.to_string()),
+            (Event::new().id(i64::MIN), i64::MIN.to_string()),
+            (Event::new().id(i128::MIN), i128::MIN.to_string()),
+            (Event::new().id(u128::MAX), u128::MAX.to_string()),
+            (Event::new().id(&-42isize), "-42".into()),
+            (Event::new().id(usize::MAX), usize::MAX.to_string()),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(id_line(event), format!("id: {expected}\n"));
+        }
+    }
+
+    #[test]
+    fn formatted_ids_grow_from_inline_to_the_heap() {
+        for len in [0, 1, 15, 16, 17, 21, 22, 23, 40] {
+            let value = "v".repeat(len);
+            let event = Event::new().id(format_args!("{value}")).data("");
+            assert_eq!(wire(event), format!("id: {value}\ndata: \n\n"));
+        }
+        let event = Event::new().id(format_args!("{}-{}", "a".repeat(20), 7));
+        assert_eq!(wire(event), format!("id: {}-7\n\n", "a".repeat(20)));
     }
 
     #[test]
