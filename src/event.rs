@@ -105,16 +105,11 @@ impl Event {
     /// ASCII: browsers send a `Last-Event-ID` longer than 128 bytes, or with other
     /// bytes, only after a CORS preflight. Setting the id again replaces it.
     #[must_use]
-    #[inline]
+    // Always inlined, like every hot setter: the work is done in place by a
+    // method on `&mut self`, so that a chain of setters never moves the event.
+    #[inline(always)]
     pub fn id(mut self, id: impl IntoId) -> Self {
-        let field = match id.as_integer() {
-            Some((magnitude, negative)) => Some(Field::integer(magnitude, negative)),
-            None => id.visit_bytes(|id| Field::checked(id, true)),
-        };
-        match field {
-            Some(field) => self.id = Some(field),
-            None => self.set_error(EventErrorKind::InvalidId),
-        }
+        self.set_id(id);
         self
     }
 
@@ -124,12 +119,9 @@ impl Event {
     /// A value holding CR or LF is an error, returned by
     /// [`encode`](Event::encode). Setting the type again replaces it.
     #[must_use]
-    #[inline]
+    #[inline(always)]
     pub fn event(mut self, event_type: impl AsRef<str>) -> Self {
-        match Field::checked(event_type.as_ref().as_bytes(), false) {
-            Some(field) => self.event_type = Some(field),
-            None => self.set_error(EventErrorKind::InvalidEventType),
-        }
+        self.set_event_type(event_type.as_ref().as_bytes());
         self
     }
 
@@ -152,7 +144,7 @@ impl Event {
     /// them with LF. Calling `data` again appends: the client receives the two
     /// values joined by one LF.
     #[must_use]
-    #[inline]
+    #[inline(always)]
     pub fn data(mut self, data: impl Into<Cow<'static, str>>) -> Self {
         self.push_data(data.into());
         self
@@ -282,6 +274,26 @@ impl Event {
         field_len(&self.id)
             + field_len(&self.event_type)
             + self.data.as_ref().map_or(0, |data| data.len())
+    }
+
+    #[inline]
+    fn set_id(&mut self, id: impl IntoId) {
+        let field = match id.as_integer() {
+            Some((magnitude, negative)) => Some(Field::integer(magnitude, negative)),
+            None => id.visit_bytes(|id| Field::checked(id, true)),
+        };
+        match field {
+            Some(field) => self.id = Some(field),
+            None => self.set_error(EventErrorKind::InvalidId),
+        }
+    }
+
+    #[inline]
+    fn set_event_type(&mut self, event_type: &[u8]) {
+        match Field::checked(event_type, false) {
+            Some(field) => self.event_type = Some(field),
+            None => self.set_error(EventErrorKind::InvalidEventType),
+        }
     }
 
     #[cold]
@@ -414,6 +426,45 @@ fn find_line_break(value: &[u8]) -> Option<usize> {
     }
 }
 
+/// `value` (1 to 16 bytes) as a big-endian number, when it has no byte
+/// below 14; `None` otherwise, and for other lengths.
+#[inline]
+fn pack_plain(value: &[u8]) -> Option<u128> {
+    let len = value.len();
+    if len >= 8 {
+        let first = u64::from_be_bytes(*value.first_chunk::<8>()?);
+        let last = u64::from_be_bytes(*value.last_chunk::<8>()?);
+        let low = has_byte_below_14(first) | has_byte_below_14(last);
+        // The two words overlap on equal bytes.
+        (!low && len <= PACKED).then(|| u128::from(first) << (8 * (len - 8)) | u128::from(last))
+    } else if len >= 4 {
+        let first = u32::from_be_bytes(*value.first_chunk::<4>()?);
+        let last = u32::from_be_bytes(*value.last_chunk::<4>()?);
+        let low = has_byte_below_14(u64::from(first) | 0x8080_8080_0000_0000)
+            | has_byte_below_14(u64::from(last) | 0x8080_8080_0000_0000);
+        (!low).then(|| u128::from(first) << (8 * (len - 4)) | u128::from(last))
+    } else if len > 0 {
+        let mut packed = 0u128;
+        for &byte in value {
+            if byte <= b'\r' {
+                return None;
+            }
+            packed = packed << 8 | u128::from(byte);
+        }
+        Some(packed)
+    } else {
+        None
+    }
+}
+
+/// Whether any byte of `word` is below 14 (the classic test for a byte less
+/// than `n`, exact for `n` up to 128).
+#[inline]
+fn has_byte_below_14(word: u64) -> bool {
+    const ONES: u64 = u64::MAX / 255;
+    word.wrapping_sub(ONES * 14) & !word & (ONES * 128) != 0
+}
+
 /// Whether `value` may hold CR or LF: `false` proves it holds neither.
 ///
 /// Both are below 14, so this looks for any byte below 14, in blocks that
@@ -540,6 +591,20 @@ impl Field {
     /// NUL, when `nul_forbidden`).
     #[inline]
     fn checked(value: &[u8], nul_forbidden: bool) -> Option<Self> {
+        // The usual value: at most 16 bytes, none below 14 (every forbidden
+        // byte is one). It is loaded with two overlapping word loads, checked
+        // a word at a time and stored with one 16-byte store.
+        if let Some(packed) = pack_plain(value) {
+            return Some(Self::packed(packed, value.len()));
+        }
+        Self::checked_rare(value, nul_forbidden)
+    }
+
+    /// [`checked`](Field::checked) for a long value or one with a control
+    /// byte.
+    #[cold]
+    #[inline(never)]
+    fn checked_rare(value: &[u8], nul_forbidden: bool) -> Option<Self> {
         if has_forbidden_byte(value, nul_forbidden) {
             return None;
         }
@@ -755,6 +820,7 @@ macro_rules! string_ids {
     ($($string:ty),*) => {$(
         impl sealed::Sealed for $string {}
         impl IntoId for $string {
+            #[inline]
             fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
                 f(AsRef::<str>::as_ref(self).as_bytes())
             }
@@ -794,6 +860,7 @@ impl IntoId for crate::hub::EventId {
 
 impl<T: sealed::Sealed + ?Sized> sealed::Sealed for &T {}
 impl<T: IntoId + ?Sized> IntoId for &T {
+    #[inline]
     fn visit_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         (**self).visit_bytes(f)
     }
@@ -951,6 +1018,31 @@ mod tests {
         ];
         for (event, expected) in cases {
             assert_eq!(id_line(event), format!("id: {expected}\n"));
+        }
+    }
+
+    #[test]
+    fn fields_accept_exactly_the_values_without_forbidden_bytes() {
+        let specials = [0u8, 9, b'\n', 11, b'\r', 14, b' ', 0x7f, 0x80, 0xff];
+        for len in 0..=24 {
+            for at in 0..len.max(1) {
+                for &special in &specials {
+                    let mut value: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    if let Some(byte) = value.get_mut(at) {
+                        *byte = special;
+                    }
+                    for nul_forbidden in [false, true] {
+                        let valid = !value
+                            .iter()
+                            .any(|&b| b == b'\r' || b == b'\n' || (nul_forbidden && b == 0));
+                        let field = Field::checked(&value, nul_forbidden);
+                        assert_eq!(field.is_some(), valid, "{value:?} {nul_forbidden}");
+                        if let Some(field) = field {
+                            assert_eq!(field.as_bytes(), &value[..]);
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -1,0 +1,180 @@
+//! A fixed workload for profilers (callgrind, perf) and for quick timing:
+//! the encode benchmark's events through an `SseBody`, the hand-written lower
+//! bound on the same events, or the fan-out benchmark's hub delivery.
+//!
+//! ```sh
+//! cargo run --release --example profile -- encode typical
+//! cargo run --release --example profile -- lower-bound tiny
+//! cargo run --release --example profile --features hub -- fanout
+//! valgrind --tool=callgrind target/release/examples/profile encode typical --rounds 20
+//! ```
+//!
+//! Options: `--rounds N` (default 300), `--no-keep-alive`. It prints the best
+//! and the median time per event (or per delivery) over the rounds; the best
+//! is the steadier figure on a shared machine.
+
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::{BufMut, BytesMut};
+use futures_util::stream::{self, StreamExt};
+use http_body::Body;
+use tower_sse::{Event, SseBody, SseConfig};
+
+const EVENTS: usize = 10_000;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One round of a workload; returns how many units (events or deliveries) it
+/// handled.
+type Run = Box<dyn FnMut(&mut Context<'_>) -> Result<usize, BoxError>>;
+
+fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let workload = args.first().map_or("encode", String::as_str);
+    let shape = args
+        .get(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .map_or("typical", String::as_str);
+    let rounds = match args.iter().position(|arg| arg == "--rounds") {
+        Some(at) => args.get(at + 1).ok_or("--rounds needs a number")?.parse()?,
+        None => 300,
+    };
+    let keep_alive = !args.iter().any(|arg| arg == "--no-keep-alive");
+    let config = if keep_alive {
+        SseConfig::new()
+    } else {
+        SseConfig::new().without_keep_alive()
+    };
+    let data: &'static str = match shape {
+        "tiny" => "x",
+        "typical" => Box::leak(typical_json().into_boxed_str()),
+        other => return Err(format!("unknown shape {other}: tiny or typical").into()),
+    };
+    let typical = shape == "typical";
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let _guard = runtime.enter();
+    let mut run: Run = match workload {
+        "encode" => Box::new(move |cx| Ok(encode(cx, data, typical, config.clone()))),
+        "lower-bound" => Box::new(move |cx| Ok(lower_bound(cx, data, typical))),
+        "fanout" => fanout(config)?,
+        other => return Err(format!("unknown workload {other}").into()),
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let units = run(&mut cx)?;
+        times.push(start.elapsed().as_secs_f64() * 1e9 / units as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    let best = times.first().copied().unwrap_or_default();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    println!("{workload} {shape}: best {best:.1} ns, median {median:.1} ns per unit");
+    Ok(())
+}
+
+/// The encode benchmark's typical data: 256 bytes of JSON.
+fn typical_json() -> String {
+    let mut json = String::from("{\"symbol\":\"ACME\",\"prices\":[");
+    while json.len() < 254 {
+        json.push_str("1234,");
+    }
+    json.truncate(254);
+    json.push_str("]}");
+    json
+}
+
+/// An `SseBody` over 10,000 ready events, polled to its end.
+fn encode(cx: &mut Context<'_>, data: &'static str, typical: bool, config: SseConfig) -> usize {
+    let events = stream::iter(0..EVENTS).map(move |_| {
+        if typical {
+            Event::new().id("12345").event("update").data(data)
+        } else {
+            Event::new().data(data)
+        }
+    });
+    let mut body = Box::pin(SseBody::with_config(events, config));
+    let mut bytes = 0;
+    while let Poll::Ready(Some(frame)) = body.as_mut().poll_frame(cx) {
+        if let Ok(Ok(data)) = frame.map(|frame| frame.into_data()) {
+            bytes += data.len();
+        }
+    }
+    std::hint::black_box(bytes);
+    EVENTS
+}
+
+/// The same bytes written by hand from a stream of data strings, one buffer
+/// per frame of up to 32 KiB: the encode benchmark's lower bound.
+fn lower_bound(cx: &mut Context<'_>, data: &'static str, typical: bool) -> usize {
+    let mut items = stream::iter(0..EVENTS).map(move |_| data);
+    let mut bytes = 0;
+    loop {
+        let mut buf = BytesMut::new();
+        while buf.len() < SseConfig::DEFAULT_MAX_FRAME_BYTES {
+            let Poll::Ready(Some(data)) = items.poll_next_unpin(cx) else {
+                break;
+            };
+            if buf.capacity() == 0 {
+                buf.reserve(SseConfig::DEFAULT_MAX_FRAME_BYTES + 1024);
+            }
+            if typical {
+                buf.put_slice(b"id: 12345\nevent: update\n");
+            }
+            for line in data.split('\n') {
+                buf.put_slice(b"data: ");
+                buf.put_slice(line.as_bytes());
+                buf.put_u8(b'\n');
+            }
+            buf.put_u8(b'\n');
+        }
+        if buf.is_empty() {
+            break;
+        }
+        bytes += std::hint::black_box(buf.freeze()).len();
+    }
+    std::hint::black_box(bytes);
+    EVENTS
+}
+
+/// A hub with 1,000 subscribers, each behind its own body; each run
+/// publishes 20 events and polls every body until it is pending.
+#[cfg(feature = "hub")]
+fn fanout(config: SseConfig) -> Result<Run, BoxError> {
+    use tower_sse::hub::Hub;
+
+    const SUBSCRIBERS: usize = 1_000;
+    const PUBLISHES: usize = 20;
+    let hub = Hub::new();
+    let mut bodies: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| {
+            Box::pin(SseBody::with_config(
+                hub.subscribe(["prices"], None),
+                config.clone(),
+            ))
+        })
+        .collect();
+    Ok(Box::new(move |cx| {
+        for _ in 0..PUBLISHES {
+            let event = Event::new()
+                .event("price")
+                .data(r#"{"symbol":"ACME","bid":101.25}"#);
+            hub.publish("prices", event)?;
+            for body in &mut bodies {
+                while let Poll::Ready(Some(frame)) = body.as_mut().poll_frame(cx) {
+                    std::hint::black_box(frame?);
+                }
+            }
+        }
+        Ok(SUBSCRIBERS * PUBLISHES)
+    }))
+}
+
+#[cfg(not(feature = "hub"))]
+fn fanout(_: SseConfig) -> Result<Run, BoxError> {
+    Err("the fanout workload needs --features hub".into())
+}
