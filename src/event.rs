@@ -440,6 +440,7 @@ fn pack_plain(value: &[u8]) -> Option<u128> {
     } else if len >= 4 {
         let first = u32::from_be_bytes(*value.first_chunk::<4>()?);
         let last = u32::from_be_bytes(*value.last_chunk::<4>()?);
+        // The upper half is filled with bytes that do not count as low.
         let low = has_byte_below_14(u64::from(first) | 0x8080_8080_0000_0000)
             | has_byte_below_14(u64::from(last) | 0x8080_8080_0000_0000);
         (!low).then(|| u128::from(first) << (8 * (len - 4)) | u128::from(last))
@@ -541,9 +542,10 @@ impl fmt::Debug for Event {
 /// A short string kept inline, so that typical ids and event types cost no
 /// allocation.
 ///
-/// Inline values are right-aligned, so that an integer id of up to 15 digits
-/// is assembled in a register, from its last digit up, and put in place with
-/// one 16-byte store.
+/// Inline values are right-aligned, so that a value of up to 16 bytes (a
+/// short id or type, or an integer id of up to 15 digits assembled from its
+/// last digit up) is held in a `u128` and put in place with one 16-byte
+/// store.
 #[derive(Clone)]
 enum Field {
     /// The value is `bytes[start..]`.
@@ -557,7 +559,7 @@ enum Field {
 /// Inline room: with the start and the tag, a `Field` is 24 bytes.
 const INLINE: usize = 22;
 
-/// Integer ids up to this long (sign included) are assembled in a `u128`.
+/// Values up to this long are held in a `u128` on their way into a field.
 const PACKED: usize = 16;
 
 /// The start of an inline value of `len` bytes (`len <= INLINE`).
