@@ -78,7 +78,7 @@ async fn main() -> Result<(), BoxError> {
 fn ticks(started: Instant, after: Option<u64>) -> impl Stream<Item = Event> + Send {
     let now = started.elapsed().as_secs();
     let first = after
-        .map(|n| n + 1)
+        .and_then(|n| n.checked_add(1))
         .filter(|&n| n <= now && now - n <= CATCH_UP)
         .unwrap_or(now);
     stream::unfold(first, move |n| async move {

@@ -23,8 +23,8 @@
 //!     // Resume after the last tick the client saw.
 //!     let start = last_event_id
 //!         .and_then(|id| id.parse::<u64>().ok())
-//!         .map_or(0, |id| id + 1);
-//!     let events = stream::iter(start..start + 3)
+//!         .map_or(0, |id| id.saturating_add(1));
+//!     let events = stream::iter(start..start.saturating_add(3))
 //!         .map(|n| Event::new().id(n).event("tick").data(n.to_string()));
 //!     SseResponse::new(events)
 //! }

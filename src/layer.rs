@@ -33,7 +33,7 @@ use crate::service::Sse;
 ///             .extensions()
 ///             .get::<LastEventId>()
 ///             .and_then(|id| id.parse::<u64>().ok())
-///             .map_or(1, |id| id + 1);
+///             .map_or(1, |id| id.saturating_add(1));
 ///         let events = stream::iter([Event::new().id(next).data("hello")]);
 ///         Ok::<_, Infallible>(Response::new(events))
 ///     }));
