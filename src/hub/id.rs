@@ -17,8 +17,10 @@ const EPOCH_DIGITS: usize = 12;
 const EPOCH_MASK: u64 = (1 << (4 * EPOCH_DIGITS)) - 1;
 /// Decimal digits of the longest `u64`.
 const MAX_SEQ_DIGITS: usize = 20;
+/// The longest id: `{epoch}-{seq}`.
+const MAX_ID_LEN: usize = EPOCH_DIGITS + 1 + MAX_SEQ_DIGITS;
 /// The longest `id:` line: `id: {epoch}-{seq}\n`.
-const MAX_ID_LINE: usize = b"id: ".len() + EPOCH_DIGITS + 1 + MAX_SEQ_DIGITS + 1;
+const MAX_ID_LINE: usize = b"id: ".len() + MAX_ID_LEN + 1;
 
 /// A random value that tells one hub's ids from another's, so that an id
 /// from an earlier process (or another hub) is never misread as a position.
@@ -65,7 +67,7 @@ impl EventId {
     /// Reads an id written by [`Display`](fmt::Display), or `None` for anything
     /// else. Bounded and panic-free on any input.
     pub(crate) fn parse(value: &str) -> Option<Self> {
-        if value.len() > EPOCH_DIGITS + 1 + MAX_SEQ_DIGITS {
+        if value.len() > MAX_ID_LEN {
             return None;
         }
         let (epoch, seq) = value.split_once('-')?;
@@ -89,17 +91,33 @@ impl EventId {
     pub(crate) fn epoch(&self) -> Epoch {
         self.epoch
     }
+
+    /// Writes the id at the end of `out`, which holds at least
+    /// `MAX_ID_LEN` bytes; returns its length. The one writer of ids: for
+    /// `Display`, and for the id line written under the hub's lock.
+    fn write_right_aligned(&self, out: &mut [u8]) -> usize {
+        let mut seq = itoa::Buffer::new();
+        let seq = seq.format(self.seq).as_bytes();
+        let len = EPOCH_DIGITS + 1 + seq.len();
+        let start = out.len() - len;
+        let (epoch, rest) = out[start..].split_at_mut(EPOCH_DIGITS);
+        for (at, digit) in epoch.iter_mut().enumerate() {
+            let shift = 4 * (EPOCH_DIGITS - 1 - at);
+            *digit = b"0123456789abcdef"[((self.epoch.0 >> shift) & 0xf) as usize];
+        }
+        rest[0] = b'-';
+        rest[1..].copy_from_slice(seq);
+        len
+    }
 }
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:0width$x}-{}",
-            self.epoch.0,
-            self.seq,
-            width = EPOCH_DIGITS
-        )
+        let mut text = [0; MAX_ID_LEN];
+        let len = self.write_right_aligned(&mut text);
+        // Hex digits, a dash and decimal digits: always ASCII.
+        let text = std::str::from_utf8(&text[MAX_ID_LEN - len..]).map_err(|_| fmt::Error)?;
+        f.write_str(text)
     }
 }
 
@@ -126,20 +144,11 @@ impl Unnumbered {
 
     /// The encoded event, led by the `id:` line of `id`.
     pub(crate) fn with_id(mut self, id: EventId) -> EncodedEvent {
-        let mut seq = itoa::Buffer::new();
-        let seq = seq.format(id.seq).as_bytes();
-        let start = MAX_ID_LINE - (b"id: ".len() + EPOCH_DIGITS + 1 + seq.len() + 1);
-        let line = &mut self.buf[start..MAX_ID_LINE];
-        let (field, rest) = line.split_at_mut(b"id: ".len());
-        field.copy_from_slice(b"id: ");
-        let (epoch, rest) = rest.split_at_mut(EPOCH_DIGITS);
-        for (at, digit) in epoch.iter_mut().enumerate() {
-            let shift = 4 * (EPOCH_DIGITS - 1 - at);
-            *digit = b"0123456789abcdef"[((id.epoch.0 >> shift) & 0xf) as usize];
-        }
-        rest[0] = b'-';
-        rest[1..=seq.len()].copy_from_slice(seq);
-        rest[seq.len() + 1] = b'\n';
+        let newline = MAX_ID_LINE - 1;
+        self.buf[newline] = b'\n';
+        let len = id.write_right_aligned(&mut self.buf[..newline]);
+        let start = newline - len - b"id: ".len();
+        self.buf[start..newline - len].copy_from_slice(b"id: ");
         self.buf.advance(start);
         EncodedEvent::from_bytes(self.buf.freeze())
     }
@@ -161,6 +170,7 @@ mod tests {
             let id = EventId::new(Epoch::random(), seq);
             let text = id.to_string();
             assert!(text.len() <= 33 && text.is_ascii(), "{text}");
+            assert_eq!(text, format!("{:012x}-{seq}", id.epoch.0));
             assert_eq!(EventId::parse(&text), Some(id));
         }
     }
