@@ -73,9 +73,7 @@ impl Events {
 
     fn pop_front(&mut self) -> Option<EncodedEvent> {
         let first = self.first.take()?;
-        if !self.rest.is_empty() {
-            self.first = self.rest.pop_front();
-        }
+        self.first = self.rest.pop_front();
         Some(first)
     }
 }
@@ -156,31 +154,13 @@ impl Queue {
         if state.end.is_some() {
             return Pushed::Ended;
         }
-        let pushed = if state.events.first.is_none() && capacity > 0 {
-            // The usual case: the consumer keeps up.
-            state.events.first = Some(event);
-            Pushed::Queued
-        } else {
-            Self::push_behind(state, event, capacity, policy)
-        };
-        self.wake(state, wakers);
-        pushed
-    }
-
-    /// Queues `event` behind others, or applies `policy` when there is no
-    /// room.
-    fn push_behind(
-        state: &mut State,
-        event: EncodedEvent,
-        capacity: usize,
-        policy: LagPolicy,
-    ) -> Pushed {
         let pushed = if state.events.len() < capacity {
             Pushed::Queued
         } else {
             match policy {
                 LagPolicy::Disconnect => {
                     state.end = Some(End::Lagged);
+                    self.wake(state, wakers);
                     return Pushed::Lagged;
                 }
                 LagPolicy::DropOldest => {
@@ -191,7 +171,9 @@ impl Queue {
                 }
             }
         };
+        // Into the inline slot when the consumer keeps up (the usual case).
         state.events.push_back(event);
+        self.wake(state, wakers);
         pushed
     }
 
@@ -252,10 +234,8 @@ impl Queue {
             state.gap = false;
             return Poll::Ready(Popped::Gap);
         }
-        if let Some(event) = state.events.first.take() {
-            if let Some(next) = state.events.rest.pop_front() {
-                state.events.first = Some(next);
-            } else if state.end.is_none() {
+        if let Some(event) = state.events.pop_front() {
+            if state.events.first.is_none() && state.end.is_none() {
                 // The consumer polls again until it is pending: register now,
                 // while the lock is held anyway.
                 self.leave_waker(state, cx, left);
