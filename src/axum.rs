@@ -100,9 +100,8 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::config::SseConfig;
-use crate::error::InvalidLastEventId;
 use crate::event::IntoEncodedEvent;
-use crate::last_event_id::{LAST_EVENT_ID, LastEventId};
+use crate::last_event_id::{LastEventId, Unusable};
 use crate::response::stream_response;
 
 /// An axum response that streams events as `text/event-stream`.
@@ -188,7 +187,7 @@ impl<S> FromRequestParts<S> for LastEventId {
         parts: &mut Parts,
         _state: &S,
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        ready(extract(parts))
+        ready(LastEventId::from_single_header(&parts.headers).map_err(LastEventIdRejection))
     }
 }
 
@@ -203,43 +202,24 @@ impl<S> OptionalFromRequestParts<S> for LastEventId {
     }
 }
 
-fn extract(parts: &Parts) -> Result<LastEventId, LastEventIdRejection> {
-    let mut values = parts.headers.get_all(&LAST_EVENT_ID).iter();
-    let value = values
-        .next()
-        .ok_or(LastEventIdRejection(RejectionKind::Missing))?;
-    if values.next().is_some() {
-        return Err(LastEventIdRejection(RejectionKind::Repeated));
-    }
-    LastEventId::from_header_value(value)
-        .map_err(|error| LastEventIdRejection(RejectionKind::Invalid(error)))
-}
-
 /// The rejection of the [`LastEventId`] extractor: the request had no valid
 /// `Last-Event-ID` header. Answers `400 Bad Request`.
 #[derive(Debug)]
-pub struct LastEventIdRejection(RejectionKind);
-
-#[derive(Debug)]
-enum RejectionKind {
-    Missing,
-    Repeated,
-    Invalid(InvalidLastEventId),
-}
+pub struct LastEventIdRejection(Unusable);
 
 impl LastEventIdRejection {
     /// Whether the request had no `Last-Event-ID` header at all.
     pub fn is_missing(&self) -> bool {
-        matches!(self.0, RejectionKind::Missing)
+        matches!(self.0, Unusable::Missing)
     }
 }
 
 impl fmt::Display for LastEventIdRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            RejectionKind::Missing => f.write_str("missing last-event-id header"),
-            RejectionKind::Repeated => f.write_str("last-event-id header sent more than once"),
-            RejectionKind::Invalid(error) => fmt::Display::fmt(error, f),
+            Unusable::Missing => f.write_str("missing last-event-id header"),
+            Unusable::Repeated => f.write_str("last-event-id header sent more than once"),
+            Unusable::Invalid(error) => fmt::Display::fmt(error, f),
         }
     }
 }
@@ -247,7 +227,7 @@ impl fmt::Display for LastEventIdRejection {
 impl std::error::Error for LastEventIdRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.0 {
-            RejectionKind::Invalid(error) => Some(error),
+            Unusable::Invalid(error) => Some(error),
             _ => None,
         }
     }

@@ -33,6 +33,16 @@ pub static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LastEventId(Box<str>);
 
+/// Why a request's headers hold no usable `Last-Event-ID`.
+#[derive(Debug)]
+// Only the axum extractor tells the cases apart.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) enum Unusable {
+    Missing,
+    Repeated,
+    Invalid(InvalidLastEventId),
+}
+
 impl LastEventId {
     /// The longest accepted value, in bytes.
     pub const MAX_LEN: usize = 1024;
@@ -75,12 +85,18 @@ impl LastEventId {
     /// The valid `Last-Event-ID` of a request's headers; `None` when the header
     /// is missing, invalid, or present more than once.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        Self::from_single_header(headers).ok()
+    }
+
+    /// The valid `Last-Event-ID` of a request's headers, or why there is none
+    /// to use: the one place that says a usable header is present exactly once.
+    pub(crate) fn from_single_header(headers: &HeaderMap) -> Result<Self, Unusable> {
         let mut values = headers.get_all(&LAST_EVENT_ID).iter();
-        let value = values.next()?;
+        let value = values.next().ok_or(Unusable::Missing)?;
         if values.next().is_some() {
-            return None;
+            return Err(Unusable::Repeated);
         }
-        Self::from_header_value(value).ok()
+        Self::from_header_value(value).map_err(Unusable::Invalid)
     }
 
     /// The id as a string.
