@@ -231,8 +231,10 @@ impl Event {
     }
 
     /// Writes an event that has at most an id, a type and one data value:
-    /// nearly every event. When the data is one line, the size is known up
-    /// front and the event is written with one reservation.
+    /// nearly every event. When the data has no byte below 14 (so certainly
+    /// no line break), the size is known up front and the event is written
+    /// with one reservation; other data takes the general, line-splitting
+    /// path.
     #[inline]
     fn write_plain(&self, buf: &mut BytesMut) {
         let data = self.data.as_deref().map(str::as_bytes);
@@ -469,38 +471,24 @@ fn has_byte_below_14(word: u64) -> bool {
 /// Whether `value` may hold CR or LF: `false` proves it holds neither.
 ///
 /// Both are below 14, so this looks for any byte below 14, in blocks that
-/// the compiler turns into vector comparisons; text rarely holds the other
-/// such bytes (tab and a few controls), and a value that does is then searched
-/// precisely.
+/// the compiler turns into vector comparisons. A `true` can be a false alarm
+/// (a tab or another control byte); the caller then takes the general path,
+/// which finds the real line breaks itself.
 #[inline]
 fn may_hold_line_break(value: &[u8]) -> bool {
     const BLOCK: usize = 32;
     let low = |block: &[u8]| block.iter().fold(false, |low, &byte| low | (byte <= b'\r'));
     let mut blocks = value.chunks_exact(BLOCK);
-    for block in &mut blocks {
-        if low(block) {
-            return find_line_break(value).is_some();
-        }
-    }
-    low(blocks.remainder()) && find_line_break(value).is_some()
+    blocks.any(low) || low(blocks.remainder())
 }
 
-/// Whether `value` holds CR or LF, or NUL when `nul` is set. Every such byte
-/// is below 14, so a short value is passed with one comparison per byte and
-/// searched precisely only when that comparison flags something.
-#[inline]
+/// Whether `value` holds CR or LF, or NUL when `nul` is set.
 fn has_forbidden_byte(value: &[u8], nul: bool) -> bool {
-    let suspect = if value.len() < 32 {
-        value.iter().any(|&byte| byte <= b'\r')
+    if nul {
+        memchr::memchr3(b'\r', b'\n', 0, value).is_some()
     } else {
-        true
-    };
-    suspect
-        && if nul {
-            memchr::memchr3(b'\r', b'\n', 0, value).is_some()
-        } else {
-            memchr::memchr2(b'\r', b'\n', value).is_some()
-        }
+        memchr::memchr2(b'\r', b'\n', value).is_some()
+    }
 }
 
 /// Writes `value` as one `prefix` line per line.
