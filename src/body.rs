@@ -63,6 +63,7 @@ pin_project! {
     /// assert_eq!(bytes, "data: a\n\ndata: b\n\n");
     /// # }
     /// ```
+    #[project = SseBodyProj]
     #[must_use = "bodies do nothing unless polled"]
     pub struct SseBody<S> {
         // `None` once the body has ended: the stream is dropped at once.
@@ -83,7 +84,7 @@ pin_project! {
         rare: Option<Box<Rare>>,
         config: SseConfig,
         // The size of the previous frame: the next frame buffer's first guess.
-        frame_capacity: u32,
+        last_frame_len: u32,
         // The close hook has been told why the body ended (or an empty body
         // has nothing to tell).
         reported: bool,
@@ -141,7 +142,7 @@ impl<S> SseBody<S> {
             keep_alive_waker: None,
             rare: None,
             config,
-            frame_capacity: 0,
+            last_frame_len: 0,
             reported: false,
         }
     }
@@ -168,7 +169,7 @@ impl<S> SseBody<S> {
             keep_alive_waker: None,
             rare: None,
             config: SseConfig::default(),
-            frame_capacity: 0,
+            last_frame_len: 0,
             reported: true,
         }
     }
@@ -203,32 +204,20 @@ where
         if let Some(rare) = this.rare.as_deref_mut() {
             match rare.deferred.take() {
                 Some(Deferred::End) => {
-                    end(
-                        this.stream,
-                        config,
-                        this.rare,
-                        this.reported,
-                        CloseReason::StreamEnded,
-                    );
+                    end(&mut this, CloseReason::StreamEnded);
                     return Poll::Ready(None);
                 }
                 Some(Deferred::Error(error)) => {
-                    return Poll::Ready(fail(this.stream, config, this.rare, this.reported, error));
+                    return Poll::Ready(fail(&mut this, error));
                 }
                 None => {}
             }
             if rare.shutdown.as_ref().is_some_and(Watcher::is_triggered) {
-                return Poll::Ready(shut_down(this.stream, config, this.rare, this.reported));
+                return Poll::Ready(shut_down(&mut this));
             }
             if let Some(max_age) = &rare.max_age {
                 if Instant::now() >= max_age.deadline() {
-                    end(
-                        this.stream,
-                        config,
-                        this.rare,
-                        this.reported,
-                        CloseReason::MaxAge,
-                    );
+                    end(&mut this, CloseReason::MaxAge);
                     return Poll::Ready(None);
                 }
             }
@@ -238,7 +227,7 @@ where
         let mut batch = Batch::new(
             carried,
             config.inner().max_frame_bytes,
-            *this.frame_capacity as usize,
+            *this.last_frame_len as usize,
         );
         while batch.wants_more() {
             match stream.as_mut().poll_next(cx) {
@@ -250,13 +239,7 @@ where
                     }
                     Err(error) => {
                         if batch.is_empty() {
-                            return Poll::Ready(fail(
-                                this.stream,
-                                config,
-                                this.rare,
-                                this.reported,
-                                error,
-                            ));
+                            return Poll::Ready(fail(&mut this, error));
                         }
                         rare_mut(this.rare).deferred = Some(Deferred::Error(error));
                         break;
@@ -264,13 +247,7 @@ where
                 },
                 Poll::Ready(None) => {
                     if batch.is_empty() {
-                        end(
-                            this.stream,
-                            config,
-                            this.rare,
-                            this.reported,
-                            CloseReason::StreamEnded,
-                        );
+                        end(&mut this, CloseReason::StreamEnded);
                         return Poll::Ready(None);
                     }
                     rare_mut(this.rare).deferred = Some(Deferred::End);
@@ -281,7 +258,7 @@ where
         }
 
         if let Some(frame) = batch.finish() {
-            *this.frame_capacity = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+            *this.last_frame_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
             if this.keep_alive.is_some() {
                 *this.last_write = Some(Instant::now());
             }
@@ -292,18 +269,12 @@ where
         if let Some(rare) = this.rare.as_deref_mut() {
             if let Some(watcher) = rare.shutdown.as_mut() {
                 if watcher.poll_triggered(cx).is_ready() {
-                    return Poll::Ready(shut_down(this.stream, config, this.rare, this.reported));
+                    return Poll::Ready(shut_down(&mut this));
                 }
             }
             if let Some(max_age) = rare.max_age.as_mut() {
                 if max_age.as_mut().poll(cx).is_ready() {
-                    end(
-                        this.stream,
-                        config,
-                        this.rare,
-                        this.reported,
-                        CloseReason::MaxAge,
-                    );
+                    end(&mut this, CloseReason::MaxAge);
                     return Poll::Ready(None);
                 }
             }
@@ -513,15 +484,9 @@ fn append<I: IntoEncodedEvent>(
 
 /// Ends the body: drops the stream now, releasing what it holds, and tells
 /// the close hook why.
-fn end<S>(
-    mut stream: Pin<&mut Option<S>>,
-    config: &SseConfig,
-    rare: &mut Option<Box<Rare>>,
-    reported: &mut bool,
-    reason: CloseReason,
-) {
-    stream.set(None);
-    report(config, rare, reported, reason);
+fn end<S>(this: &mut SseBodyProj<'_, S>, reason: CloseReason) {
+    this.stream.set(None);
+    report(this.config, this.rare, this.reported, reason);
 }
 
 /// Tells the close hook why the body ended, once. A body that ends before
@@ -542,20 +507,19 @@ fn report(
     }
 }
 
+/// Ends the body on a stream error; the error event, if the policy has one,
+/// is the last frame.
 fn fail<S>(
-    stream: Pin<&mut Option<S>>,
-    config: &SseConfig,
-    rare: &mut Option<Box<Rare>>,
-    reported: &mut bool,
+    this: &mut SseBodyProj<'_, S>,
     error: BoxError,
 ) -> Option<Result<Frame<Bytes>, BoxError>> {
     if error.is::<Lagged>() {
-        end(stream, config, rare, reported, CloseReason::Lagged);
+        end(this, CloseReason::Lagged);
         return None;
     }
     tracing::debug!(%error, "sse stream failed");
-    end(stream, config, rare, reported, CloseReason::Error);
-    let make_event = config.inner().error_event.as_ref()?;
+    end(this, CloseReason::Error);
+    let make_event = this.config.inner().error_event.as_ref()?;
     match make_event(&error).encode() {
         Ok(event) => Some(Ok(Frame::data(event.into_bytes()))),
         Err(error) => {
@@ -565,14 +529,11 @@ fn fail<S>(
     }
 }
 
-fn shut_down<S>(
-    stream: Pin<&mut Option<S>>,
-    config: &SseConfig,
-    rare: &mut Option<Box<Rare>>,
-    reported: &mut bool,
-) -> Option<Result<Frame<Bytes>, BoxError>> {
-    end(stream, config, rare, reported, CloseReason::Shutdown);
-    let farewell = config.inner().farewell.as_ref()?.encode()?;
+/// Ends the body at shutdown; the farewell, if the policy has one, is the
+/// last frame.
+fn shut_down<S>(this: &mut SseBodyProj<'_, S>) -> Option<Result<Frame<Bytes>, BoxError>> {
+    end(this, CloseReason::Shutdown);
+    let farewell = this.config.inner().farewell.as_ref()?.encode()?;
     Some(Ok(Frame::data(farewell.into_bytes())))
 }
 
