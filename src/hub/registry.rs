@@ -150,7 +150,7 @@ impl Registry {
             after,
         );
         self.counters.published += 1;
-        self.counters.delivered += delivered;
+        self.counters.delivered += delivered as u64;
         self.cut_off_lagged(after);
         id
     }
@@ -171,10 +171,9 @@ impl Registry {
         if delivered > 0 {
             self.counters.sent += 1;
         }
-        self.counters.delivered += delivered;
+        self.counters.delivered += delivered as u64;
         self.cut_off_lagged(after);
-        // At most the number of slots, which is a `usize`.
-        usize::try_from(delivered).unwrap_or(usize::MAX)
+        delivered
     }
 
     /// Registers a subscription to `topics` (sorted, without duplicates) and
@@ -350,7 +349,7 @@ fn fan_out(
     config: &HubConfig,
     counters: &mut Counters,
     after: &mut AfterUnlock,
-) -> u64 {
+) -> usize {
     let mut delivered = 0;
     for slot in slots {
         let pushed = slot.queue.push(
