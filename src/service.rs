@@ -58,8 +58,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let config = self.config.clone();
-        if config.inner().require_accept && !accepts_event_stream(request.headers()) {
+        if self.config.inner().require_accept && !accepts_event_stream(request.headers()) {
             return ResponseFuture::not_acceptable();
         }
         match LastEventId::from_headers(request.headers()) {
@@ -71,6 +70,6 @@ where
                 request.extensions_mut().remove::<LastEventId>();
             }
         }
-        ResponseFuture::new(self.inner.call(request), config)
+        ResponseFuture::new(self.inner.call(request), self.config.clone())
     }
 }
