@@ -234,8 +234,8 @@ where
 pub fn last_event_id()
 -> impl Filter<Extract = (Option<LastEventId>,), Error = Infallible> + Clone + Send + Sync + 'static
 {
-    // The header map is cloned once per connection; its values are shared
-    // `Bytes`.
+    // warp lends no borrowed header map, and a repeated header must be seen, so
+    // the map is cloned once per request; its values are shared `Bytes`.
     warp::header::headers_cloned().map(|headers: HeaderMap| LastEventId::from_headers(&headers))
 }
 
