@@ -28,8 +28,8 @@ use warp::reply::Reply;
 use support::client::{self, Connection, open_events as open};
 use support::server::{self, serve_one};
 use support::{
-    CloseRecorder, EventStream, all_events, assert_sse_headers, next_event, one_then_idle,
-    receive_at_least, triple, within,
+    CloseRecorder, EventStream, all_events, assert_sse_headers, framing_events,
+    framing_events_after_41, next_event, one_then_idle, receive_at_least, triple, within,
 };
 
 /// Serves `routes` on a fresh 127.0.0.1 port until `stop` resolves (or
@@ -54,28 +54,9 @@ fn events_route() -> impl Filter<Extract = (SseReply<EventStream>,), Error = war
 
 #[tokio::test]
 async fn events_arrive_exactly_as_sent_with_sse_headers() {
-    let routes =
-        warp::path("events")
-            .and(last_event_id())
-            .map(|last_event_id: Option<LastEventId>| {
-                let next = last_event_id
-                    .and_then(|id| id.parse::<u64>().ok())
-                    .map_or(0, |id| id + 1);
-                SseReply::new(stream::iter([
-                    Event::new()
-                        .id(next)
-                        .event("greeting")
-                        .data("line one\nline two\r\nline three\rline four"),
-                    Event::new().data(""),
-                    Event::new().id(next + 1).data("héllo wörld ✓ 🌍 日本語"),
-                    Event::new().data("  two leading spaces, one trailing newline\n"),
-                    Event::new().comment("not dispatched"),
-                    Event::new()
-                        .id(next + 2)
-                        .event("bye")
-                        .data("data: not a field"),
-                ]))
-            });
+    let routes = warp::path("events")
+        .and(last_event_id())
+        .map(|last_event_id| SseReply::new(stream::iter(framing_events(last_event_id))));
     let (addr, _server) = serve(routes, std::future::pending()).await;
 
     let mut connection = Connection::open(addr).await;
@@ -86,21 +67,7 @@ async fn events_arrive_exactly_as_sent_with_sse_headers() {
 
     assert_eq!(
         all_events(DecodeStream::new(response.into_body())).await,
-        [
-            triple(
-                "greeting",
-                "line one\nline two\nline three\nline four",
-                "42"
-            ),
-            triple("message", "", "42"),
-            triple("message", "héllo wörld ✓ 🌍 日本語", "43"),
-            triple(
-                "message",
-                "  two leading spaces, one trailing newline\n",
-                "43"
-            ),
-            triple("bye", "data: not a field", "44"),
-        ]
+        framing_events_after_41()
     );
 }
 

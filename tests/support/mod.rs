@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tower_sse::decode::{DecodeStream, MessageEvent};
-use tower_sse::{CloseReason, Event};
+use tower_sse::{CloseReason, Event, LastEventId};
 
 /// Waits for the body's next frame: `Some(bytes)` for a data frame, `None`
 /// at the end. Panics on an error or a trailers frame.
@@ -156,6 +156,50 @@ pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
 /// One event with id 1, then nothing for ever.
 pub(crate) fn one_then_idle(data: &'static str) -> EventStream {
     Box::pin(stream::iter([Event::new().id(1).data(data)]).chain(stream::pending()))
+}
+
+/// Events that try the framing: every kind of line end, empty data, text
+/// beyond ASCII, leading spaces and a trailing LF, a comment (never
+/// dispatched) and data that looks like a field. Ids count up from the one
+/// after the client's `Last-Event-ID`, or from 0.
+pub(crate) fn framing_events(last_event_id: Option<LastEventId>) -> [Event; 6] {
+    let next = last_event_id
+        .and_then(|id| id.parse::<u64>().ok())
+        .map_or(0, |id| id + 1);
+    [
+        Event::new()
+            .id(next)
+            .event("greeting")
+            .data("line one\nline two\r\nline three\rline four"),
+        Event::new().data(""),
+        Event::new().id(next + 1).data("héllo wörld ✓ 🌍 日本語"),
+        Event::new().data("  two leading spaces, one trailing newline\n"),
+        Event::new().comment("not dispatched"),
+        Event::new()
+            .id(next + 2)
+            .event("bye")
+            .data("data: not a field"),
+    ]
+}
+
+/// The [`fields`] a browser dispatches for [`framing_events`] resumed after
+/// id 41.
+pub(crate) fn framing_events_after_41() -> [(String, String, String); 5] {
+    [
+        triple(
+            "greeting",
+            "line one\nline two\nline three\nline four",
+            "42",
+        ),
+        triple("message", "", "42"),
+        triple("message", "héllo wörld ✓ 🌍 日本語", "43"),
+        triple(
+            "message",
+            "  two leading spaces, one trailing newline\n",
+            "43",
+        ),
+        triple("bye", "data: not a field", "44"),
+    ]
 }
 
 /// A dispatched event as (type, data, last event id).
