@@ -103,6 +103,10 @@ use registry::{AfterUnlock, Registry, Resume};
 /// [module docs](self#the-resync-signal).
 pub const RESYNC_EVENT: &str = "tower-sse-resync";
 
+/// The resync signal for events dropped from a full queue
+/// ([`LagPolicy::DropOldest`]), encoded: the same for every hub.
+const GAP_SIGNAL: &[u8] = b"event: tower-sse-resync\ndata: lagged\n\n";
+
 /// A broadcast hub: publish events to topics or send them to clients; serve
 /// each connection a [`Subscription`] that resumes from `Last-Event-ID`.
 ///
@@ -193,8 +197,6 @@ struct Shared {
     epoch: Epoch,
     /// The `retry:` block sent before a lagging subscriber's stream ends.
     lag_hint: Option<EncodedEvent>,
-    /// The resync signal for events dropped from a full queue.
-    gap_signal: Option<EncodedEvent>,
 }
 
 impl Shared {
@@ -222,17 +224,11 @@ impl Hub {
         let lag_hint = config
             .lag_retry
             .and_then(|retry| Event::new().retry(retry).encode().ok());
-        let gap_signal = Event::new()
-            .event(RESYNC_EVENT)
-            .data("lagged")
-            .encode()
-            .ok();
         let shared = Shared {
             registry: Mutex::new(Registry::default()),
             config,
             epoch: Epoch::random(),
             lag_hint,
-            gap_signal,
         };
         Self {
             handle: Arc::new(Handle {
@@ -424,6 +420,16 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_gap_signal_is_the_lagged_resync_event() {
+        let encoded = Event::new()
+            .event(RESYNC_EVENT)
+            .data("lagged")
+            .encode()
+            .unwrap();
+        assert_eq!(encoded.as_bytes(), GAP_SIGNAL);
+    }
 
     #[test]
     fn hub_and_subscription_are_send_and_sync() {

@@ -6,13 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 
 use crate::error::Lagged;
 use crate::event::EncodedEvent;
 
-use super::Shared;
 use super::queue::{End, Popped, Queue, WakerKey};
+use super::{GAP_SIGNAL, Shared};
 
 /// One connection's stream of events from a [`Hub`](super::Hub), made by
 /// [`Hub::subscribe`](super::Hub::subscribe) or
@@ -89,29 +90,27 @@ impl Subscription {
             }
             Phase::Done => return Poll::Ready(None),
         }
-        loop {
-            return match self.queue.poll_pop(cx, &mut self.left) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Popped::Event(event)) => Poll::Ready(Some(Ok(event))),
-                Poll::Ready(Popped::Gap) => match &self.shared.gap_signal {
-                    Some(signal) => Poll::Ready(Some(Ok(signal.clone()))),
-                    None => continue,
-                },
-                Poll::Ready(Popped::End(End::Lagged)) => match &self.shared.lag_hint {
-                    Some(hint) => {
-                        self.phase = Phase::Lagged;
-                        Poll::Ready(Some(Ok(hint.clone())))
-                    }
-                    None => {
-                        self.phase = Phase::Done;
-                        Poll::Ready(Some(Err(Lagged::new())))
-                    }
-                },
-                Poll::Ready(Popped::End(End::Closed)) => {
-                    self.phase = Phase::Done;
-                    Poll::Ready(None)
+        match self.queue.poll_pop(cx, &mut self.left) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Popped::Event(event)) => Poll::Ready(Some(Ok(event))),
+            Poll::Ready(Popped::Gap) => {
+                let signal = EncodedEvent::from_bytes(Bytes::from_static(GAP_SIGNAL));
+                Poll::Ready(Some(Ok(signal)))
+            }
+            Poll::Ready(Popped::End(End::Lagged)) => match &self.shared.lag_hint {
+                Some(hint) => {
+                    self.phase = Phase::Lagged;
+                    Poll::Ready(Some(Ok(hint.clone())))
                 }
-            };
+                None => {
+                    self.phase = Phase::Done;
+                    Poll::Ready(Some(Err(Lagged::new())))
+                }
+            },
+            Poll::Ready(Popped::End(End::Closed)) => {
+                self.phase = Phase::Done;
+                Poll::Ready(None)
+            }
         }
     }
 }
