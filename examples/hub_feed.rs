@@ -229,7 +229,7 @@ async fn read_text(request: Request<Incoming>) -> Result<String, Response<Body>>
         .await
         .map_err(|_| text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n".into()))?
         .to_bytes();
-    String::from_utf8(body.to_vec())
+    String::from_utf8(Vec::from(body))
         .map_err(|_| text(StatusCode::BAD_REQUEST, "body is not UTF-8\n".into()))
 }
 
