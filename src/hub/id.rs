@@ -1,9 +1,8 @@
 //! Event ids assigned by the hub: `{epoch}-{seq}`, short and ASCII, and how
 //! they get into an event encoded before its id was known.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -32,10 +31,8 @@ impl Epoch {
     /// the wall clock, hashed together.
     pub(crate) fn random() -> Self {
         static CREATED: AtomicU64 = AtomicU64::new(0);
-        let mut hasher = RandomState::new().build_hasher();
-        CREATED.fetch_add(1, Ordering::Relaxed).hash(&mut hasher);
-        SystemTime::now().hash(&mut hasher);
-        Self(hasher.finish() & EPOCH_MASK)
+        let created = CREATED.fetch_add(1, Ordering::Relaxed);
+        Self(RandomState::new().hash_one((created, SystemTime::now())) & EPOCH_MASK)
     }
 }
 
