@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::stream::FusedStream;
 use futures_util::{FutureExt, Stream, StreamExt};
 use proptest::prelude::*;
 use tower_sse::decode::Decoder;
@@ -431,6 +432,7 @@ fn a_never_polled_subscriber_is_cut_off_while_others_get_everything() {
     let hint = items[capacity].as_ref().unwrap();
     assert_eq!(hint.as_bytes(), b"retry: 1000\n\n");
     assert_eq!(items[capacity + 1], Err(Lagged::new()));
+    assert!(slow.is_terminated());
     assert!(ended(&mut slow));
 
     // It reconnects and loses nothing.
@@ -617,9 +619,11 @@ fn subscriptions_end_when_the_last_hub_handle_is_dropped() {
     publisher.publish("news", message("last")).unwrap();
     assert_eq!(data_of(&ready_events(&mut subscription)), ["last"]);
     assert!(!ended(&mut subscription));
+    assert!(!subscription.is_terminated());
 
     drop(publisher);
     assert!(ended(&mut subscription));
+    assert!(subscription.is_terminated());
     assert!(ended(&mut subscription));
 }
 

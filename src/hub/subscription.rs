@@ -135,7 +135,8 @@ impl Stream for Subscription {
 
 impl FusedStream for Subscription {
     fn is_terminated(&self) -> bool {
-        self.phase == Phase::Done && self.replay.is_empty()
+        // The replay is drained before the phase can move on.
+        self.phase == Phase::Done
     }
 }
 
