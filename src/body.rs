@@ -63,7 +63,6 @@ pin_project! {
     /// assert_eq!(bytes, "data: a\n\ndata: b\n\n");
     /// # }
     /// ```
-    #[project = SseBodyProj]
     #[must_use = "bodies do nothing unless polled"]
     pub struct SseBody<S> {
         // `None` once the body has ended: the stream is dropped at once.
@@ -204,20 +203,32 @@ where
         if let Some(rare) = this.rare.as_deref_mut() {
             match rare.deferred.take() {
                 Some(Deferred::End) => {
-                    end(&mut this, CloseReason::StreamEnded);
+                    end(
+                        this.stream,
+                        config,
+                        this.rare,
+                        this.reported,
+                        CloseReason::StreamEnded,
+                    );
                     return Poll::Ready(None);
                 }
                 Some(Deferred::Error(error)) => {
-                    return Poll::Ready(fail(&mut this, error));
+                    return Poll::Ready(fail(this.stream, config, this.rare, this.reported, error));
                 }
                 None => {}
             }
             if rare.shutdown.as_ref().is_some_and(Watcher::is_triggered) {
-                return Poll::Ready(shut_down(&mut this));
+                return Poll::Ready(shut_down(this.stream, config, this.rare, this.reported));
             }
             if let Some(max_age) = &rare.max_age {
                 if Instant::now() >= max_age.deadline() {
-                    end(&mut this, CloseReason::MaxAge);
+                    end(
+                        this.stream,
+                        config,
+                        this.rare,
+                        this.reported,
+                        CloseReason::MaxAge,
+                    );
                     return Poll::Ready(None);
                 }
             }
@@ -239,7 +250,13 @@ where
                     }
                     Err(error) => {
                         if batch.is_empty() {
-                            return Poll::Ready(fail(&mut this, error));
+                            return Poll::Ready(fail(
+                                this.stream,
+                                config,
+                                this.rare,
+                                this.reported,
+                                error,
+                            ));
                         }
                         rare_mut(this.rare).deferred = Some(Deferred::Error(error));
                         break;
@@ -247,7 +264,13 @@ where
                 },
                 Poll::Ready(None) => {
                     if batch.is_empty() {
-                        end(&mut this, CloseReason::StreamEnded);
+                        end(
+                            this.stream,
+                            config,
+                            this.rare,
+                            this.reported,
+                            CloseReason::StreamEnded,
+                        );
                         return Poll::Ready(None);
                     }
                     rare_mut(this.rare).deferred = Some(Deferred::End);
@@ -269,12 +292,18 @@ where
         if let Some(rare) = this.rare.as_deref_mut() {
             if let Some(watcher) = rare.shutdown.as_mut() {
                 if watcher.poll_triggered(cx).is_ready() {
-                    return Poll::Ready(shut_down(&mut this));
+                    return Poll::Ready(shut_down(this.stream, config, this.rare, this.reported));
                 }
             }
             if let Some(max_age) = rare.max_age.as_mut() {
                 if max_age.as_mut().poll(cx).is_ready() {
-                    end(&mut this, CloseReason::MaxAge);
+                    end(
+                        this.stream,
+                        config,
+                        this.rare,
+                        this.reported,
+                        CloseReason::MaxAge,
+                    );
                     return Poll::Ready(None);
                 }
             }
@@ -484,9 +513,15 @@ fn append<I: IntoEncodedEvent>(
 
 /// Ends the body: drops the stream now, releasing what it holds, and tells
 /// the close hook why.
-fn end<S>(this: &mut SseBodyProj<'_, S>, reason: CloseReason) {
-    this.stream.set(None);
-    report(this.config, this.rare, this.reported, reason);
+fn end<S>(
+    mut stream: Pin<&mut Option<S>>,
+    config: &SseConfig,
+    rare: &mut Option<Box<Rare>>,
+    reported: &mut bool,
+    reason: CloseReason,
+) {
+    stream.set(None);
+    report(config, rare, reported, reason);
 }
 
 /// Tells the close hook why the body ended, once. A body that ends before
@@ -507,19 +542,20 @@ fn report(
     }
 }
 
-/// Ends the body on a stream error; the error event, if the policy has one,
-/// is the last frame.
 fn fail<S>(
-    this: &mut SseBodyProj<'_, S>,
+    stream: Pin<&mut Option<S>>,
+    config: &SseConfig,
+    rare: &mut Option<Box<Rare>>,
+    reported: &mut bool,
     error: BoxError,
 ) -> Option<Result<Frame<Bytes>, BoxError>> {
     if error.is::<Lagged>() {
-        end(this, CloseReason::Lagged);
+        end(stream, config, rare, reported, CloseReason::Lagged);
         return None;
     }
     tracing::debug!(%error, "sse stream failed");
-    end(this, CloseReason::Error);
-    let make_event = this.config.inner().error_event.as_ref()?;
+    end(stream, config, rare, reported, CloseReason::Error);
+    let make_event = config.inner().error_event.as_ref()?;
     match make_event(&error).encode() {
         Ok(event) => Some(Ok(Frame::data(event.into_bytes()))),
         Err(error) => {
@@ -529,11 +565,14 @@ fn fail<S>(
     }
 }
 
-/// Ends the body at shutdown; the farewell, if the policy has one, is the
-/// last frame.
-fn shut_down<S>(this: &mut SseBodyProj<'_, S>) -> Option<Result<Frame<Bytes>, BoxError>> {
-    end(this, CloseReason::Shutdown);
-    let farewell = this.config.inner().farewell.as_ref()?.encode()?;
+fn shut_down<S>(
+    stream: Pin<&mut Option<S>>,
+    config: &SseConfig,
+    rare: &mut Option<Box<Rare>>,
+    reported: &mut bool,
+) -> Option<Result<Frame<Bytes>, BoxError>> {
+    end(stream, config, rare, reported, CloseReason::Shutdown);
+    let farewell = config.inner().farewell.as_ref()?.encode()?;
     Some(Ok(Frame::data(farewell.into_bytes())))
 }
 
