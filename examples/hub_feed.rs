@@ -10,8 +10,10 @@
 //!   (and, with `client`, messages sent to that client). A reconnecting
 //!   client sends `Last-Event-ID` and gets exactly what it missed, or a
 //!   `tower-sse-resync` event when that has left the replay window.
-//! - `POST /publish/{topic}` publishes the request body as an event of type
-//!   `{topic}` and answers with its id.
+//! - `POST /publish/chat` publishes the request body as an event of type
+//!   `chat` and answers with its id. Clients may publish only to the topics
+//!   in `PUBLISHABLE`: a hub keeps every topic published to, so topic names
+//!   from clients would let them grow the server's memory without bound.
 //! - `POST /send/{client}` sends the body to every connection of that client
 //!   and answers with how many it reached.
 //! - `GET /metrics` shows the hub's metrics; `GET /` is a page that uses all
@@ -42,6 +44,8 @@ use tower_sse::{BoxError, Event, Farewell, LastEventId, Shutdown, SseBody, SseCo
 const MAX_TOPICS: usize = 8;
 const MAX_NAME_LEN: usize = 64;
 const MAX_BODY: usize = 16 * 1024;
+/// The topics clients may publish to (`clock` is the server's own).
+const PUBLISHABLE: [&str; 1] = ["chat"];
 
 type Body = Either<SseBody<Subscription>, Full<Bytes>>;
 
@@ -82,6 +86,13 @@ async fn main() -> Result<(), BoxError> {
                 (&Method::GET, "/events") => events.oneshot(request).await?.map(Either::Left),
                 (&Method::POST, path) if path.starts_with("/publish/") => {
                     let topic = &path["/publish/".len()..];
+                    if !PUBLISHABLE.contains(&topic) {
+                        let allowed = PUBLISHABLE.join(", ");
+                        return Ok(text(
+                            StatusCode::NOT_FOUND,
+                            format!("clients may publish to: {allowed}\n"),
+                        ));
+                    }
                     match read_text(request).await {
                         Ok(data) => {
                             match hub.publish(topic, Event::new().event(topic).data(data)) {
