@@ -201,11 +201,13 @@ impl Queue {
             return;
         }
         self.idle.store(false, Ordering::Release);
-        let collected = wakers.last();
-        if let Some(waker) = state
-            .waker
-            .take_if(|waker| !collected.is_some_and(|last| last.will_wake(waker)))
-        {
+        let Some(waker) = &state.waker else {
+            return;
+        };
+        if wakers.last().is_some_and(|last| last.will_wake(waker)) {
+            return;
+        }
+        if let Some(waker) = state.waker.take() {
             wakers.push(waker);
         }
     }
