@@ -108,7 +108,7 @@ async fn main() -> Result<(), BoxError> {
                     match read_text(request).await {
                         Ok(data) => {
                             match hub.send_to(client, Event::new().event("direct").data(data)) {
-                                Ok(reached) => text(StatusCode::OK, format!("{reached}\n")),
+                                Ok(id) => text(StatusCode::OK, format!("{id}\n")),
                                 Err(error) => text(StatusCode::BAD_REQUEST, format!("{error}\n")),
                             }
                         }

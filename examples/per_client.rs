@@ -20,8 +20,9 @@
 //! ```
 //!
 //! A client may be connected several times (tabs, devices): each connection
-//! gets the event. The hub forgets a client when its last connection closes,
-//! so sending to a client that is not connected answers `404`.
+//! gets the event. Events sent while a client is away wait in its feed (for
+//! five minutes by default): a client that reconnects with `Last-Event-ID`
+//! gets them. A feed with no connection is forgotten once its events expire.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,7 +35,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tower_sse::axum::SseResponse;
 use tower_sse::hub::{Hub, Subscription};
-use tower_sse::{BoxError, Event, KeepAlive, Shutdown, SseConfig, SseConfigLayer};
+use tower_sse::{BoxError, Event, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -73,14 +74,17 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// `GET /sse/connect/{client_id}`: this client's stream.
+/// `GET /sse/connect/{client_id}`: this client's stream, resumed after its
+/// `Last-Event-ID`.
 async fn connect(
     State(hub): State<Hub>,
     Path(client_id): Path<String>,
+    last_event_id: Option<LastEventId>,
 ) -> SseResponse<Subscription> {
     println!("{client_id} connected");
-    // A client channel alone: no topics.
-    SseResponse::new(hub.subscribe_client(&client_id, [] as [&str; 0], None))
+    // The client's feed alone: no topics.
+    let last = last_event_id.as_ref().map(LastEventId::as_str);
+    SseResponse::new(hub.subscribe_client(&client_id, [] as [&str; 0], last))
 }
 
 #[derive(Deserialize)]
@@ -90,7 +94,7 @@ struct Message {
 }
 
 /// `POST /sse/send/{client_id}`: one event, of the given type, to every
-/// connection of the client.
+/// connection of the client, now or when it comes back.
 async fn send(
     State(hub): State<Hub>,
     Path(client_id): Path<String>,
@@ -100,14 +104,7 @@ async fn send(
         .event(&message.event)
         .data(message.data.to_string());
     match hub.send_to(&client_id, event) {
-        Ok(0) => (
-            StatusCode::NOT_FOUND,
-            format!("{client_id} is not connected\n"),
-        ),
-        Ok(reached) => (
-            StatusCode::ACCEPTED,
-            format!("sent to {reached} connection(s)\n"),
-        ),
+        Ok(id) => (StatusCode::ACCEPTED, format!("sent as {id}\n")),
         // An event type with a line break, say.
         Err(error) => {
             let why = error

@@ -1,5 +1,5 @@
 //! The broadcast hub through its public API: fan-out, ids, replay and the
-//! resync signal, the lag policies, per-client channels, cleanup, metrics,
+//! resync signal, the lag policies, per-user feeds, forgetting, metrics,
 //! and a randomized test of concurrent publishers with subscribers joining,
 //! leaving and resuming.
 
@@ -351,15 +351,23 @@ fn byte_window_bounds_what_is_retained() {
 }
 
 #[test]
-fn an_event_larger_than_the_byte_window_is_delivered_but_not_retained() {
+fn an_event_larger_than_the_byte_window_is_the_only_one_retained() {
     let hub = Hub::with_config(HubConfig::new().replay_max_bytes(64));
     let start = hub.latest_id().to_string();
     let mut live = hub.subscribe(["news"], None);
-    hub.publish("news", message("y".repeat(100))).unwrap();
+    let big = "y".repeat(100);
+    let first = hub.publish("news", message(big.as_str())).unwrap();
     assert_eq!(ready_events(&mut live).len(), 1);
-    assert_eq!(hub.metrics().retained_events, 0);
+    assert_eq!(hub.metrics().retained_events, 1);
+    let mut resumed = hub.subscribe(["news"], Some(&start));
+    assert_eq!(data_of(&ready_events(&mut resumed)), [big.as_str()]);
+
+    hub.publish("news", message(big.as_str())).unwrap();
+    assert_eq!(hub.metrics().retained_events, 1);
     let mut resumed = hub.subscribe(["news"], Some(&start));
     assert_eq!(ready_events(&mut resumed)[0].data, "expired");
+    let mut resumed = hub.subscribe(["news"], Some(&first.to_string()));
+    assert_eq!(data_of(&ready_events(&mut resumed)), [big.as_str()]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -402,60 +410,72 @@ fn the_resync_id_lets_a_client_resume_from_there() {
 }
 
 #[test]
-fn a_never_polled_subscriber_is_cut_off_while_others_get_everything() {
-    let capacity = 4;
-    let hub = Hub::with_config(HubConfig::new().queue_capacity(capacity));
+fn a_subscriber_that_falls_behind_is_cut_off_while_others_get_everything() {
+    let hub = Hub::with_config(HubConfig::new().max_lag(4));
     let mut slow = hub.subscribe(["news"], None);
     let mut fast = hub.subscribe(["news"], None);
 
-    let mut fast_seen = Vec::new();
-    for n in 1..=100 {
+    hub.publish("news", message("1")).unwrap();
+    let first = ready_events(&mut slow);
+    assert_eq!(data_of(&first), ["1"]);
+    let mut fast_seen = ready_events(&mut fast);
+    for n in 2..=100 {
         hub.publish("news", message(n.to_string())).unwrap();
         fast_seen.extend(ready_events(&mut fast));
-        assert!(slow.queued() <= capacity);
     }
     let expected: Vec<String> = (1..=100).map(|n: u32| n.to_string()).collect();
     assert_eq!(data_of(&fast_seen), expected);
+    // Behind, but holding nothing of its own: it reads the topic's log.
+    assert_eq!(slow.queued(), 99);
 
+    // It notices when it reads: a retry hint, then Lagged.
+    let items = ready(&mut slow);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].as_ref().unwrap().as_bytes(), b"retry: 1000\n\n");
+    assert_eq!(items[1], Err(Lagged::new()));
+    assert!(slow.is_terminated());
+    assert!(ended(&mut slow));
     let metrics = hub.metrics();
     assert_eq!(metrics.lag_disconnects, 1);
     assert_eq!(metrics.subscribers, 1);
 
-    // The slow stream yields what it had queued, a retry hint, then Lagged.
-    let items = ready(&mut slow);
-    assert_eq!(items.len(), capacity + 2);
-    let queued: Vec<Received> = items[..capacity]
-        .iter()
-        .map(|item| decode(item.as_ref().unwrap()).unwrap())
-        .collect();
-    assert_eq!(data_of(&queued), ["1", "2", "3", "4"]);
-    let hint = items[capacity].as_ref().unwrap();
-    assert_eq!(hint.as_bytes(), b"retry: 1000\n\n");
-    assert_eq!(items[capacity + 1], Err(Lagged::new()));
-    assert!(slow.is_terminated());
-    assert!(ended(&mut slow));
-
     // It reconnects and loses nothing.
-    let mut resumed = hub.subscribe(["news"], Some(&queued[3].id));
+    let mut resumed = hub.subscribe(["news"], Some(&first[0].id));
     let replayed = ready_events(&mut resumed);
-    assert_eq!(data_of(&replayed), expected[4..]);
+    assert_eq!(data_of(&replayed), expected[1..]);
+}
+
+#[test]
+fn a_replay_longer_than_max_lag_is_not_lag() {
+    let hub = Hub::with_config(HubConfig::new().max_lag(2));
+    let start = hub.latest_id().to_string();
+    for n in 1..=10 {
+        hub.publish("news", message(n.to_string())).unwrap();
+    }
+    let mut resumed = hub.subscribe(["news"], Some(&start));
+    let first = resumed.next().now_or_never().unwrap().unwrap().unwrap();
+    assert_eq!(decode(&first).unwrap().data, "1");
+    // Two more while it replays: within the bound.
+    hub.publish("news", message("11")).unwrap();
+    hub.publish("news", message("12")).unwrap();
+    let expected: Vec<String> = (2..=12).map(|n: u32| n.to_string()).collect();
+    assert_eq!(data_of(&ready_events(&mut resumed)), expected);
 }
 
 #[test]
 fn lag_retry_hint_can_be_turned_off() {
-    let hub = Hub::with_config(HubConfig::new().queue_capacity(1).lag_retry(None));
+    let hub = Hub::with_config(HubConfig::new().max_lag(1).lag_retry(None));
     let mut slow = hub.subscribe(["news"], None);
     hub.publish("news", message("1")).unwrap();
+    assert_eq!(data_of(&ready_events(&mut slow)), ["1"]);
     hub.publish("news", message("2")).unwrap();
-    let items = ready(&mut slow);
-    assert_eq!(items.len(), 2);
-    assert_eq!(decode(items[0].as_ref().unwrap()).unwrap().data, "1");
-    assert_eq!(items[1], Err(Lagged::new()));
+    hub.publish("news", message("3")).unwrap();
+    assert_eq!(ready(&mut slow), [Err(Lagged::new())]);
 }
 
 #[tokio::test]
 async fn a_lagging_subscriber_ends_its_sse_response_with_close_reason_lagged() {
-    let hub = Hub::with_config(HubConfig::new().queue_capacity(2));
+    let hub = Hub::with_config(HubConfig::new().max_lag(2));
     let closes = CloseRecorder::new();
     let body = SseBody::with_config(
         hub.subscribe(["news"], None),
@@ -467,13 +487,9 @@ async fn a_lagging_subscriber_ends_its_sse_response_with_close_reason_lagged() {
     let bytes = collect_bytes(body).await;
     let mut decoder = Decoder::new();
     decoder.push(&bytes);
-    let mut data = Vec::new();
-    while let Some(event) = decoder.next_event().unwrap() {
-        data.push(event.data);
-    }
-    assert_eq!(data, ["1", "2"]);
+    assert_eq!(decoder.next_event().unwrap(), None);
     assert_eq!(decoder.reconnection_time(), Some(Duration::from_secs(1)));
-    assert!(bytes.ends_with(b"\n\nretry: 1000\n\n"), "{bytes:?}");
+    assert_eq!(&bytes[..], b"retry: 1000\n\n");
     assert_eq!(closes.reasons(), [CloseReason::Lagged]);
 }
 
@@ -481,14 +497,14 @@ async fn a_lagging_subscriber_ends_its_sse_response_with_close_reason_lagged() {
 fn drop_oldest_policy_keeps_the_newest_events_and_marks_the_gap() {
     let hub = Hub::with_config(
         HubConfig::new()
-            .queue_capacity(3)
+            .max_lag(3)
             .lag_policy(LagPolicy::DropOldest),
     );
     let mut slow = hub.subscribe(["news"], None);
     for n in 1..=10 {
         hub.publish("news", message(n.to_string())).unwrap();
     }
-    assert_eq!(slow.queued(), 3);
+    assert_eq!(slow.queued(), 10);
 
     let events = ready_events(&mut slow);
     assert_eq!(events[0].event, RESYNC_EVENT);
@@ -505,44 +521,44 @@ fn drop_oldest_policy_keeps_the_newest_events_and_marks_the_gap() {
 }
 
 #[test]
-fn send_to_reaches_every_connection_of_that_client_and_no_other() {
+fn send_to_reaches_every_connection_of_that_user_and_no_other() {
     let hub = Hub::new();
     let mut alice_phone = hub.subscribe_client("alice", ["news"], None);
-    let mut alice_laptop = hub.subscribe_client("alice", Vec::<String>::new(), None);
+    let mut alice_laptop = hub.subscribe_client("alice", [] as [&str; 0], None);
     let mut bob = hub.subscribe_client("bob", ["news"], None);
     let mut anonymous = hub.subscribe(["news"], None);
 
-    let reached = hub
+    let id = hub
         .send_to("alice", Event::new().event("dm").data("hi alice"))
         .unwrap();
-    assert_eq!(reached, 2);
     for subscription in [&mut alice_phone, &mut alice_laptop] {
         assert_eq!(
             ready_events(subscription),
             [Received {
                 event: "dm".into(),
                 data: "hi alice".into(),
-                id: String::new()
+                id: id.to_string(),
             }]
         );
     }
     assert!(ready(&mut bob).is_empty());
     assert!(ready(&mut anonymous).is_empty());
-    assert_eq!(hub.send_to("nobody", message("lost")).unwrap(), 0);
+    hub.send_to("nobody", message("kept for a while")).unwrap();
     let metrics = hub.metrics();
-    assert_eq!((metrics.sent, metrics.delivered), (1, 2));
+    assert_eq!((metrics.sent, metrics.delivered), (2, 2));
+    assert_eq!((metrics.clients, metrics.user_feeds), (2, 3));
 }
 
 #[test]
-fn client_events_carry_no_id_and_are_not_replayed() {
+fn a_user_that_comes_back_gets_what_was_sent_while_it_was_away_on_any_connection() {
     let hub = Hub::new();
-    let mut subscription = hub.subscribe_client("alice", ["news"], None);
+    let mut phone = hub.subscribe_client("alice", ["news"], None);
     hub.publish("news", message("n1")).unwrap();
     hub.send_to("alice", message("private")).unwrap();
 
     // Read as a browser does: one decoder over the whole stream.
     let mut decoder = Decoder::new();
-    for item in ready(&mut subscription) {
+    for item in ready(&mut phone) {
         decoder.push(item.unwrap().as_bytes());
     }
     let news = decoder.next_event().unwrap().unwrap();
@@ -551,45 +567,123 @@ fn client_events_carry_no_id_and_are_not_replayed() {
         (news.data.as_str(), private.data.as_str()),
         ("n1", "private")
     );
-    // The private event leaves the client's last event id on n1.
-    assert!(!news.last_event_id.is_empty());
-    assert_eq!(private.last_event_id, news.last_event_id);
-    drop(subscription);
+    assert!(news.last_event_id < private.last_event_id);
+    drop(phone);
 
-    let mut resumed = hub.subscribe_client("alice", ["news"], Some(&private.last_event_id));
-    assert!(ready(&mut resumed).is_empty());
+    hub.send_to("alice", message("away 1")).unwrap();
+    hub.publish("news", message("n2")).unwrap();
+    hub.send_to("bob", message("not for alice")).unwrap();
+    hub.send_to("alice", message("away 2")).unwrap();
+
+    // Back on the phone: the topic's and the feed's events, in order.
+    let mut phone = hub.subscribe_client("alice", ["news"], Some(&private.last_event_id));
+    assert_eq!(
+        data_of(&ready_events(&mut phone)),
+        ["away 1", "n2", "away 2"]
+    );
+    // Or on a connection to the feed alone, with the same id.
+    let mut laptop = hub.subscribe_client("alice", [] as [&str; 0], Some(&private.last_event_id));
+    assert_eq!(data_of(&ready_events(&mut laptop)), ["away 1", "away 2"]);
+    // Both get what comes next.
+    hub.send_to("alice", message("live")).unwrap();
+    assert_eq!(data_of(&ready_events(&mut phone)), ["live"]);
+    assert_eq!(data_of(&ready_events(&mut laptop)), ["live"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_user_away_longer_than_its_window_gets_the_resync_signal() {
+    let hub = Hub::with_config(HubConfig::new().user_replay_max_age(Duration::from_secs(60)));
+    let mut tab = hub.subscribe_client("alice", [] as [&str; 0], None);
+    hub.send_to("alice", message("seen")).unwrap();
+    let seen = ready_events(&mut tab).remove(0);
+    drop(tab);
+    hub.send_to("alice", message("missed")).unwrap();
+    tokio::time::advance(Duration::from_secs(61)).await;
+
+    let mut tab = hub.subscribe_client("alice", [] as [&str; 0], Some(&seen.id));
+    assert_eq!(
+        ready_events(&mut tab),
+        [Received::resync("expired", hub.latest_id())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_user_feeds_and_topics_are_forgotten_once_their_events_expire() {
+    const USERS: usize = 100_000;
+    let hub = Hub::with_config(
+        HubConfig::new()
+            .replay_max_age(Duration::from_secs(30))
+            .user_replay_max_age(Duration::from_secs(60)),
+    );
+    let before = hub.latest_id().to_string();
+    for n in 0..USERS {
+        hub.send_to(&format!("user-{n}"), message("you have mail"))
+            .unwrap();
+    }
+    hub.publish("scores", message("1-0")).unwrap();
+    let metrics = hub.metrics();
+    assert_eq!((metrics.user_feeds, metrics.topics), (USERS, 1));
+    assert_eq!(metrics.retained_events, USERS + 1);
+
+    tokio::time::advance(Duration::from_secs(31)).await;
+    let metrics = hub.metrics();
+    assert_eq!((metrics.user_feeds, metrics.topics), (USERS, 0));
+
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let metrics = hub.metrics();
+    assert_eq!((metrics.user_feeds, metrics.topics), (0, 0));
+    assert_eq!((metrics.retained_events, metrics.retained_bytes), (0, 0));
+
+    // A late resume into a forgotten feed or topic is told, never silently
+    // restarted.
+    let mut late = hub.subscribe_client("user-7", ["scores"], Some(&before));
+    assert_eq!(
+        ready_events(&mut late),
+        [Received::resync("expired", hub.latest_id())]
+    );
+    // While someone is subscribed, a feed is kept, and forgotten once left.
+    hub.send_to("user-7", message("hello")).unwrap();
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(hub.metrics().user_feeds, 1);
+    drop(late);
+    assert_eq!(hub.metrics().user_feeds, 0);
 }
 
 #[test]
-fn client_registry_is_empty_after_its_connections_close() {
+fn user_feeds_with_nothing_retained_are_forgotten_when_their_connections_close() {
     let hub = Hub::new();
     let alice_phone = hub.subscribe_client("alice", ["news"], None);
     let alice_laptop = hub.subscribe_client("alice", ["sports"], None);
-    let bob = hub.subscribe_client("bob", Vec::<&str>::new(), None);
+    let bob = hub.subscribe_client("bob", [] as [&str; 0], None);
     let metrics = hub.metrics();
     assert_eq!((metrics.clients, metrics.subscribers), (2, 3));
 
     drop(alice_phone);
     assert_eq!(hub.metrics().clients, 2);
-    assert_eq!(hub.send_to("alice", message("x")).unwrap(), 1);
     drop(alice_laptop);
-    assert_eq!(hub.metrics().clients, 1);
-    assert_eq!(hub.send_to("alice", message("x")).unwrap(), 0);
     drop(bob);
 
     let metrics = hub.metrics();
     assert_eq!(
-        (metrics.clients, metrics.subscribers, metrics.topics),
-        (0, 0, 0)
+        (
+            metrics.clients,
+            metrics.subscribers,
+            metrics.topics,
+            metrics.user_feeds
+        ),
+        (0, 0, 0, 0)
     );
 }
 
 #[test]
-fn a_lagging_client_connection_leaves_the_registry() {
-    let hub = Hub::with_config(HubConfig::new().queue_capacity(1));
-    let _slow = hub.subscribe_client("alice", Vec::<&str>::new(), None);
-    assert_eq!(hub.send_to("alice", message("1")).unwrap(), 1);
-    assert_eq!(hub.send_to("alice", message("2")).unwrap(), 0);
+fn a_lagging_user_connection_leaves_the_registry() {
+    let hub = Hub::with_config(HubConfig::new().max_lag(1));
+    let mut slow = hub.subscribe_client("alice", [] as [&str; 0], None);
+    for n in 1..=3 {
+        hub.send_to("alice", message(n.to_string())).unwrap();
+    }
+    assert_eq!(hub.metrics().clients, 1);
+    assert_eq!(ready(&mut slow).last(), Some(&Err(Lagged::new())));
     let metrics = hub.metrics();
     assert_eq!((metrics.clients, metrics.lag_disconnects), (0, 1));
 }
@@ -720,13 +814,16 @@ fn a_waiting_subscriber_is_woken_when_the_hub_is_dropped() {
 #[test]
 fn metrics_count_publishes_deliveries_and_replays() {
     let hub = Hub::new();
-    let _a = hub.subscribe(["a"], None);
-    let _b = hub.subscribe(["a", "b"], None);
+    let mut a = hub.subscribe(["a"], None);
+    let mut b = hub.subscribe(["a", "b"], None);
     let first = hub.publish("a", message("1")).unwrap().to_string();
     hub.publish("b", message("2")).unwrap();
     hub.publish("c", message("3")).unwrap();
-    let _resumed = hub.subscribe(["a", "b"], Some(&first));
-    let _unknown = hub.subscribe(["a"], Some("nope"));
+    let mut resumed = hub.subscribe(["a", "b"], Some(&first));
+    let mut unknown = hub.subscribe(["a"], Some("nope"));
+    for subscription in [&mut a, &mut b, &mut resumed, &mut unknown] {
+        ready(subscription);
+    }
 
     let metrics = hub.metrics();
     assert_eq!(metrics.published, 3);
@@ -833,7 +930,11 @@ fn concurrent_publishers_and_resuming_subscribers_see_each_event_once_in_order()
 #[test]
 fn subscribers_on_other_threads_are_woken_for_every_event() {
     const EVENTS: usize = 20_000;
-    let hub = Hub::with_config(HubConfig::new().queue_capacity(EVENTS));
+    let hub = Hub::with_config(
+        HubConfig::new()
+            .replay_max_events(EVENTS)
+            .max_lag(EVENTS as u64),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -875,13 +976,13 @@ fn subscribers_on_other_threads_are_woken_for_every_event() {
 
 fn concurrent_scenario(seed: u64) {
     let mut rng = XorShift::new(seed);
-    // A small queue makes subscribers lag and resume; a large one does not.
-    let capacity = [2, 32, 100_000][rng.below(3) as usize];
+    // A small bound makes subscribers lag and resume; a large one does not.
+    let max_lag = [2, 32, 100_000][rng.below(3) as usize];
     let hub = Hub::with_config(
         HubConfig::new()
             .replay_max_events(usize::MAX)
             .replay_max_bytes(usize::MAX)
-            .queue_capacity(capacity),
+            .max_lag(max_lag),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)

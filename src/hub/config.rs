@@ -1,32 +1,43 @@
-//! The hub's policy: replay window, subscriber queues, lag.
+//! The hub's policy: replay windows for topics and user feeds, lag.
 
 use std::time::Duration;
 
-/// What happens to a subscriber whose queue is full when an event arrives for
-/// it: it has fallen behind the publishers.
+/// What happens to a subscriber that has fallen more than
+/// [`HubConfig::max_lag`] events behind the newest event of one of its topics
+/// (or whose next event has already left the replay window).
 ///
 /// Either way [`publish`](super::Hub::publish) never waits for a subscriber,
-/// and no other subscriber notices.
+/// and no other subscriber notices: subscribers read one shared log per topic
+/// at their own pace, so a slow one holds no memory of its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LagPolicy {
-    /// End the subscriber's stream: it yields the events already queued, then
-    /// (when [`HubConfig::lag_retry`] is set) a `retry:` hint, then
+    /// End the subscriber's stream: it yields the events it had already taken,
+    /// then (when [`HubConfig::lag_retry`] is set) a `retry:` hint, then
     /// [`Lagged`](crate::Lagged), which ends an SSE response cleanly. The
     /// client reconnects with its `Last-Event-ID` and replays what it missed
-    /// from the window, so nothing is lost while the window holds it.
+    /// from the window, so nothing is lost while the window holds it (keep
+    /// `max_lag` below the window's event bound).
     #[default]
     Disconnect,
-    /// Keep the subscriber, drop the oldest event in its queue to make room,
-    /// and put a [`RESYNC_EVENT`](super::RESYNC_EVENT) with data `lagged` in
-    /// the stream where the events are missing. Suits feeds where only the
-    /// latest state matters.
+    /// Keep the subscriber, skip it ahead to the newest `max_lag` events, and
+    /// put a [`RESYNC_EVENT`](super::RESYNC_EVENT) with data `lagged` in the
+    /// stream where events are missing. Suits feeds where only the latest
+    /// state matters.
     DropOldest,
 }
 
-/// The policy of a [`Hub`](super::Hub): how much each topic retains for
-/// replay, how many events each subscriber may have waiting, and what happens
-/// to a subscriber that falls behind.
+/// The bounds of one log's replay window: a topic's, or a user feed's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) max_events: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_age: Option<Duration>,
+}
+
+/// The policy of a [`Hub`](super::Hub): how much each topic and each user
+/// feed retains for replay, how far a subscriber may fall behind, and what
+/// happens when it does.
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,7 +48,9 @@ pub enum LagPolicy {
 ///         .replay_max_events(10_000)
 ///         .replay_max_bytes(4 * 1024 * 1024)
 ///         .replay_max_age(Duration::from_secs(300))
-///         .queue_capacity(256)
+///         .user_replay_max_events(100)
+///         .user_replay_max_age(Duration::from_secs(600))
+///         .max_lag(5_000)
 ///         .lag_policy(LagPolicy::Disconnect)
 ///         .lag_retry(Some(Duration::from_millis(500))),
 /// );
@@ -46,10 +59,9 @@ pub enum LagPolicy {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct HubConfig {
-    pub(crate) replay_max_events: usize,
-    pub(crate) replay_max_bytes: usize,
-    pub(crate) replay_max_age: Option<Duration>,
-    pub(crate) queue_capacity: usize,
+    pub(crate) topics: Window,
+    pub(crate) users: Window,
+    pub(crate) max_lag: u64,
     pub(crate) lag_policy: LagPolicy,
     pub(crate) lag_retry: Option<Duration>,
 }
@@ -57,10 +69,17 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
-            replay_max_events: Self::DEFAULT_REPLAY_MAX_EVENTS,
-            replay_max_bytes: Self::DEFAULT_REPLAY_MAX_BYTES,
-            replay_max_age: None,
-            queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
+            topics: Window {
+                max_events: Self::DEFAULT_REPLAY_MAX_EVENTS,
+                max_bytes: Self::DEFAULT_REPLAY_MAX_BYTES,
+                max_age: None,
+            },
+            users: Window {
+                max_events: Self::DEFAULT_USER_REPLAY_MAX_EVENTS,
+                max_bytes: Self::DEFAULT_USER_REPLAY_MAX_BYTES,
+                max_age: Some(Self::DEFAULT_USER_REPLAY_MAX_AGE),
+            },
+            max_lag: Self::DEFAULT_MAX_LAG,
             lag_policy: LagPolicy::Disconnect,
             lag_retry: Some(Self::DEFAULT_LAG_RETRY),
         }
@@ -68,60 +87,99 @@ impl Default for HubConfig {
 }
 
 impl HubConfig {
-    /// Default bound on the events each topic retains for replay: 1024.
+    /// Default bound on the events each topic retains: 1024.
     pub const DEFAULT_REPLAY_MAX_EVENTS: usize = 1024;
-    /// Default bound on the encoded bytes each topic retains for replay: 1 MiB.
+    /// Default bound on the encoded bytes each topic retains: 1 MiB.
     pub const DEFAULT_REPLAY_MAX_BYTES: usize = 1024 * 1024;
-    /// Default bound on the events waiting for one subscriber: 1024.
-    pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+    /// Default bound on the events each user feed retains: 64.
+    pub const DEFAULT_USER_REPLAY_MAX_EVENTS: usize = 64;
+    /// Default bound on the encoded bytes each user feed retains: 64 KiB.
+    pub const DEFAULT_USER_REPLAY_MAX_BYTES: usize = 64 * 1024;
+    /// Default age after which a user feed's events leave its window: five
+    /// minutes. A feed with no connection and nothing left in its window is
+    /// forgotten, so this is also how long a user's feed outlives its last
+    /// connection and its last event.
+    pub const DEFAULT_USER_REPLAY_MAX_AGE: Duration = Duration::from_secs(300);
+    /// Default bound on how far a subscriber may fall behind: 512 events,
+    /// half the default topic window, so that a subscriber cut off for lag
+    /// can still resume from the window.
+    pub const DEFAULT_MAX_LAG: u64 = 512;
     /// Default reconnection time suggested to a subscriber cut off for lag:
     /// one second.
     pub const DEFAULT_LAG_RETRY: Duration = Duration::from_secs(1);
 
     /// The default policy: each topic retains its last 1024 events and at most
-    /// 1 MiB of them, of any age; each subscriber may have 1024 events
-    /// waiting; a subscriber that falls further behind is disconnected with a
-    /// one-second `retry:` hint.
+    /// 1 MiB of them, of any age; each user feed its last 64 events, at most
+    /// 64 KiB, for five minutes; a subscriber more than 512 events behind is
+    /// disconnected with a one-second `retry:` hint.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Bounds the number of events each topic retains for replay. `0` retains
-    /// none: every resumed subscription then gets the resync signal once the
-    /// topic has published.
+    /// Bounds the number of events each topic retains; at least 1.
+    ///
+    /// A topic's window is also where its live subscribers read: the newest
+    /// event is always retained, whatever the bounds, until a newer one
+    /// comes or it expires.
     pub fn replay_max_events(mut self, max: usize) -> Self {
-        self.replay_max_events = max;
+        self.topics.max_events = max.max(1);
         self
     }
 
-    /// Bounds the encoded bytes each topic retains for replay. The oldest
-    /// events are dropped first; an event larger than the bound is not
-    /// retained at all.
+    /// Bounds the encoded bytes each topic retains. The oldest events are
+    /// dropped first; the newest event is retained even when it alone is
+    /// larger than the bound.
     pub fn replay_max_bytes(mut self, max: usize) -> Self {
-        self.replay_max_bytes = max;
+        self.topics.max_bytes = max;
         self
     }
 
-    /// Drops retained events once they are older than `max_age`.
+    /// Drops a topic's events once they are older than `max_age`, and lets a
+    /// topic with no subscriber be forgotten once all its events have.
     ///
-    /// Age is checked when the topic is published to or subscribed to, so an
-    /// idle topic keeps its expired events in memory (within the count and
-    /// byte bounds) but never replays them.
+    /// Without a maximum age (the default) a topic that has been published
+    /// to is kept, with its newest events, for the hub's life.
     pub fn replay_max_age(mut self, max_age: Duration) -> Self {
-        self.replay_max_age = Some(max_age);
+        self.topics.max_age = Some(max_age);
         self
     }
 
-    /// Bounds the events waiting in each subscriber's queue; at least 1.
+    /// Bounds the number of events each user feed retains; at least 1.
+    pub fn user_replay_max_events(mut self, max: usize) -> Self {
+        self.users.max_events = max.max(1);
+        self
+    }
+
+    /// Bounds the encoded bytes each user feed retains (the newest event is
+    /// always retained).
+    pub fn user_replay_max_bytes(mut self, max: usize) -> Self {
+        self.users.max_bytes = max;
+        self
+    }
+
+    /// Drops a user feed's events once they are older than `max_age`; a feed
+    /// with no connection is forgotten once all its events have. `None`
+    /// keeps them for the hub's life (then every user ever sent to stays in
+    /// memory: only for a bounded set of users).
+    pub fn user_replay_max_age(mut self, max_age: impl Into<Option<Duration>>) -> Self {
+        self.users.max_age = max_age.into();
+        self
+    }
+
+    /// Bounds how many events a subscriber may fall behind the newest event
+    /// of any of its topics (or its user feed) before the [`LagPolicy`]
+    /// applies; at least 1.
     ///
-    /// A subscriber's memory is at most this many handles to shared, already
-    /// encoded events.
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity.max(1);
+    /// A subscriber whose next event has left the replay window has lagged
+    /// too, whatever this bound. Lagging costs no memory (subscribers read
+    /// the shared window); the bound is about how stale a connection may be
+    /// and about keeping a lagged client's resume point inside the window.
+    pub fn max_lag(mut self, events: u64) -> Self {
+        self.max_lag = events.max(1);
         self
     }
 
-    /// Sets what happens to a subscriber whose queue is full.
+    /// Sets what happens to a subscriber that has fallen behind.
     pub fn lag_policy(mut self, policy: LagPolicy) -> Self {
         self.lag_policy = policy;
         self

@@ -63,3 +63,16 @@ impl std::error::Error for HubError {
         }
     }
 }
+
+/// A string that is not an [`EventId`](super::EventId) of any hub: returned
+/// by `str::parse::<EventId>()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidEventId(pub(crate) ());
+
+impl fmt::Display for InvalidEventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a hub event id (`{epoch}-{position}`: 12 lowercase hex digits, a dash, a decimal position)")
+    }
+}
+
+impl std::error::Error for InvalidEventId {}

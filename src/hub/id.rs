@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -10,6 +11,8 @@ use bytes::{Buf, BufMut, BytesMut};
 
 use crate::error::EventError;
 use crate::event::{EncodedEvent, Event};
+
+use super::error::InvalidEventId;
 
 /// Hex digits of the epoch in an id: 48 random bits.
 const EPOCH_DIGITS: usize = 12;
@@ -63,7 +66,7 @@ impl EventId {
 
     /// Reads an id written by [`Display`](fmt::Display), or `None` for anything
     /// else. Bounded and panic-free on any input.
-    pub(crate) fn parse(value: &str) -> Option<Self> {
+    fn parse(value: &str) -> Option<Self> {
         if value.len() > MAX_ID_LEN {
             return None;
         }
@@ -105,6 +108,26 @@ impl EventId {
         rest[0] = b'-';
         rest[1..].copy_from_slice(seq);
         len
+    }
+}
+
+impl FromStr for EventId {
+    type Err = InvalidEventId;
+
+    /// Reads an id as [`Display`](fmt::Display) writes it, and nothing else:
+    /// twelve lowercase hex digits, a dash, and the position in decimal
+    /// without sign or leading zero. Bounded and panic-free on any input.
+    ///
+    /// ```
+    /// use tower_sse::hub::EventId;
+    ///
+    /// let id: EventId = "3f09a1c27b5e-42".parse().unwrap();
+    /// assert_eq!(id.seq(), 42);
+    /// assert_eq!(id.to_string(), "3f09a1c27b5e-42");
+    /// assert!("42".parse::<EventId>().is_err());
+    /// ```
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Self::parse(value).ok_or(InvalidEventId(()))
     }
 }
 

@@ -1,26 +1,23 @@
-//! Everything the hub keeps under its one lock: the sequence, the topics with
-//! their windows and subscribers, the client registry and the counters.
+//! What the hub keeps under its lock: the positions, the topics and user
+//! feeds by name, the logs waiting to be forgotten and the counters.
 //!
-//! One lock is what makes the ordering guarantees simple. A position is
-//! assigned, the event is added to its topic's window and pushed into every
-//! subscriber's queue in the same critical section, so every queue is in
-//! position order; a subscription collects its replay and registers its queue
-//! in one critical section too, so nothing published can fall between the two
-//! or land in both.
+//! The lock orders publishes: a position is assigned and the event appended
+//! to its log in one critical section, so positions are dense and each log
+//! is in position order. It is held for the append itself, never for a
+//! subscriber: readers take only their logs' own locks, and wakers are woken
+//! once every lock is released.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::task::Waker;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
-use crate::event::EncodedEvent;
-
-use super::config::HubConfig;
+use super::config::{HubConfig, Window};
 use super::id::{Epoch, EventId, Unnumbered};
-use super::metrics::HubMetrics;
-use super::queue::{End, Pushed, Queue};
-use super::topic::{Retention, Slot, Topic};
+use super::log::{Cursor, Forgettable, Kind, Log, Retention, Woken, wake};
 
 /// Where a new subscription starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,326 +47,388 @@ impl Resync {
     }
 }
 
-/// What a fan-out leaves to do once the hub's lock is released: consumers to
-/// wake, and lag to report (a log sink may be slow; publishers must not wait
-/// for it).
+/// What is left to do once the hub's lock is released: readers to wake, and
+/// forgotten logs to free (a publisher should not pay for either under the
+/// lock).
 #[derive(Debug, Default)]
 pub(crate) struct AfterUnlock {
-    wakers: Vec<Waker>,
-    lagged: Vec<u64>,
-    started_dropping: Vec<u64>,
+    woken: Vec<Woken>,
+    forgotten: Vec<Arc<Log>>,
 }
 
 impl AfterUnlock {
+    fn wake(&mut self, woken: Option<Woken>) {
+        if let Some(woken) = woken {
+            self.woken.push(woken);
+        }
+    }
+
     pub(crate) fn run(self) {
-        self.wakers.into_iter().for_each(Waker::wake);
-        for subscriber in self.lagged {
-            tracing::info!(subscriber, "sse hub subscriber lagged and was disconnected");
-        }
-        for subscriber in self.started_dropping {
-            tracing::debug!(
-                subscriber,
-                "sse hub subscriber lagged; dropping its oldest events"
-            );
-        }
+        self.woken.into_iter().for_each(wake);
+        drop(self.forgotten);
     }
 }
 
 /// A subscription as registered.
 #[derive(Debug)]
 pub(crate) struct Subscribed {
-    pub(crate) key: u64,
-    pub(crate) queue: Arc<Queue>,
-    pub(crate) replay: VecDeque<EncodedEvent>,
+    pub(crate) cursors: Vec<Cursor>,
     pub(crate) resync: Option<Resync>,
     /// The newest position at registration: where a resync restarts from.
     pub(crate) position: u64,
 }
 
+/// A log with no subscriber, to be looked at again at `at`.
 #[derive(Debug)]
-struct Registration {
-    queue: Arc<Queue>,
-    topics: Vec<Arc<str>>,
-    client: Option<Arc<str>>,
+struct Idle {
+    at: Instant,
+    log: Arc<Log>,
 }
+
+impl PartialEq for Idle {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Idle {}
+
+impl PartialOrd for Idle {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Idle {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
+    }
+}
+
+/// How many buckets remember the newest position of forgotten logs.
+const FORGOTTEN_BUCKETS: usize = 4096;
+/// How many idle logs a publish, subscribe or unsubscribe looks at, at most.
+const SWEEP_BUDGET: usize = 4;
 
 #[derive(Debug, Default)]
 struct Counters {
     published: u64,
     sent: u64,
-    delivered: u64,
-    lag_disconnects: u64,
-    lag_dropped: u64,
     replay_hits: u64,
     replay_misses: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Registry {
     /// The position of the newest event published; 0 before the first.
     last_seq: u64,
-    topics: HashMap<Arc<str>, Topic>,
-    subscribers: HashMap<u64, Registration>,
-    clients: HashMap<Arc<str>, Vec<Slot>>,
-    next_key: u64,
+    topics: HashMap<Arc<str>, Arc<Log>>,
+    users: HashMap<Arc<str>, Arc<Log>>,
+    /// User feeds with at least one subscriber.
+    clients: usize,
+    subscribers: usize,
+    /// Logs with no subscriber whose events expire, earliest first.
+    idle: BinaryHeap<Reverse<Idle>>,
+    /// For each bucket of names, the newest position any forgotten log of
+    /// that bucket held: a log made anew starts as if its events through
+    /// there had been evicted, so that a late resume gets the resync signal
+    /// instead of a silent gap.
+    forgotten: Box<[u64]>,
+    bucket_hasher: RandomState,
     retention: Retention,
     counters: Counters,
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            last_seq: 0,
+            topics: HashMap::new(),
+            users: HashMap::new(),
+            clients: 0,
+            subscribers: 0,
+            idle: BinaryHeap::new(),
+            forgotten: vec![0; FORGOTTEN_BUCKETS].into_boxed_slice(),
+            bucket_hasher: RandomState::new(),
+            retention: Retention::default(),
+            counters: Counters::default(),
+        }
+    }
+}
+
+fn window(config: &HubConfig, kind: Kind) -> &Window {
+    match kind {
+        Kind::Topic => &config.topics,
+        Kind::User => &config.users,
+    }
+}
+
+/// The current time, read only when a window of `kind` has a maximum age.
+fn now_for(config: &HubConfig, kind: Kind) -> Option<Instant> {
+    window(config, kind).max_age.map(|_| Instant::now())
+}
+
 impl Registry {
+    fn bucket(&self, kind: Kind, name: &str) -> usize {
+        (self.bucket_hasher.hash_one((kind, name)) as usize) % FORGOTTEN_BUCKETS
+    }
+
+    fn log(&mut self, kind: Kind, name: &str) -> Arc<Log> {
+        let map = match kind {
+            Kind::Topic => &self.topics,
+            Kind::User => &self.users,
+        };
+        if let Some(log) = map.get(name) {
+            return Arc::clone(log);
+        }
+        let evicted_through = self.forgotten[self.bucket(kind, name)];
+        let name: Arc<str> = Arc::from(name);
+        let log = Arc::new(Log::new(kind, Arc::clone(&name), evicted_through));
+        let map = match kind {
+            Kind::Topic => &mut self.topics,
+            Kind::User => &mut self.users,
+        };
+        map.insert(name, Arc::clone(&log));
+        log
+    }
+
+    /// The position of the newest event published.
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
     }
 
-    /// Assigns the next position, gives `event` its id, retains it and fans
-    /// it out.
+    /// Assigns the next position, gives `event` its id and appends it to the
+    /// log of `name`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn publish(
         &mut self,
-        topic: &str,
+        kind: Kind,
+        name: &str,
         event: Unnumbered,
         epoch: Epoch,
         config: &HubConfig,
+        committed: &AtomicU64,
         after: &mut AfterUnlock,
     ) -> EventId {
         let id = EventId::new(epoch, self.last_seq + 1);
         let event = event.with_id(id);
         self.last_seq = id.seq();
-        let now = config.replay_max_age.map(|_| Instant::now());
-
-        let entry = match self.topics.get_mut(topic) {
-            Some(entry) => entry,
-            None => self.topics.entry(Arc::from(topic)).or_default(),
-        };
-        entry.retain(id.seq(), event.clone(), now, config, &mut self.retention);
-        after.wakers.reserve(entry.subscribers().len());
-        let delivered = fan_out(
-            entry.subscribers(),
-            &event,
-            config,
-            &mut self.counters,
-            after,
-        );
-        self.counters.published += 1;
-        self.counters.delivered += delivered as u64;
-        self.cut_off_lagged(after);
+        let window = window(config, kind);
+        let now = window.max_age.map(|_| Instant::now());
+        let log = self.log(kind, name);
+        after.wake(log.append(id.seq(), event, now, window, committed, &mut self.retention));
+        match kind {
+            Kind::Topic => self.counters.published += 1,
+            Kind::User => self.counters.sent += 1,
+        }
+        // Without a maximum age, a log that holds an event is kept.
+        if window.max_age.is_some() && log.subscribers.load(Ordering::Relaxed) == 0 {
+            self.consider_idle(&log, now, config, after);
+        }
+        self.sweep(now, config, SWEEP_BUDGET, after);
         id
     }
 
-    /// Pushes `event` to every open subscription of `client`; returns how
-    /// many took it.
-    pub(crate) fn send_to(
-        &mut self,
-        client: &str,
-        event: &EncodedEvent,
-        config: &HubConfig,
-        after: &mut AfterUnlock,
-    ) -> usize {
-        let Some(slots) = self.clients.get(client) else {
-            return 0;
-        };
-        let delivered = fan_out(slots, event, config, &mut self.counters, after);
-        if delivered > 0 {
-            self.counters.sent += 1;
-        }
-        self.counters.delivered += delivered as u64;
-        self.cut_off_lagged(after);
-        delivered
-    }
-
     /// Registers a subscription to `topics` (sorted, without duplicates) and
-    /// collects what it must replay first.
+    /// `user`'s feed, starting where `resume` says.
     pub(crate) fn subscribe(
         &mut self,
         topics: &[&str],
-        client: Option<&str>,
+        user: Option<&str>,
         resume: Resume,
         config: &HubConfig,
+        after: &mut AfterUnlock,
     ) -> Subscribed {
-        let names: Vec<Arc<str>> = topics
+        let mut logs: Vec<Arc<Log>> = topics
             .iter()
-            .map(|&name| match self.topics.get_key_value(name) {
-                Some((name, _)) => Arc::clone(name),
-                None => {
-                    let name: Arc<str> = Arc::from(name);
-                    self.topics.insert(Arc::clone(&name), Topic::default());
-                    name
-                }
-            })
+            .map(|name| self.log(Kind::Topic, name))
             .collect();
+        if let Some(user) = user {
+            logs.push(self.log(Kind::User, user));
+        }
+        self.subscribers += 1;
+        for log in &logs {
+            if log.subscribers.fetch_add(1, Ordering::Relaxed) == 0 && log.kind == Kind::User {
+                self.clients += 1;
+            }
+        }
 
-        let mut replay = VecDeque::new();
-        let resync = match resume {
+        let clock = config.topics.max_age.is_some() || config.users.max_age.is_some();
+        let now = clock.then(Instant::now);
+        let mut resync = match resume {
             Resume::Live => None,
             Resume::Unknown => Some(Resync::UnknownId),
             Resume::After(seq) if seq > self.last_seq => Some(Resync::UnknownId),
-            Resume::After(seq) => self.collect_replay(&names, seq, config, &mut replay),
+            Resume::After(_) => None,
         };
+        let mut cursors = Vec::with_capacity(logs.len());
+        if let (Resume::After(seq), None) = (resume, resync) {
+            for log in &logs {
+                let window = window(config, log.kind);
+                match log.cursor_after(seq, now, window, &mut self.retention) {
+                    Some(cursor) => cursors.push(cursor),
+                    None => {
+                        resync = Some(Resync::Expired);
+                        cursors.clear();
+                        break;
+                    }
+                }
+            }
+        }
+        if cursors.is_empty() {
+            cursors.extend(logs.iter().map(Log::cursor_at_end));
+        }
         match (resume, resync) {
             (Resume::Live, _) => {}
             (_, Some(_)) => self.counters.replay_misses += 1,
-            (_, None) => {
-                self.counters.replay_hits += 1;
-                self.counters.delivered += replay.len() as u64;
-            }
+            (_, None) => self.counters.replay_hits += 1,
         }
-
-        let key = self.next_key;
-        self.next_key += 1;
-        let queue = Arc::new(Queue::default());
-        let slot = Slot {
-            key,
-            queue: Arc::clone(&queue),
-        };
-        for name in &names {
-            if let Some(topic) = self.topics.get_mut(name) {
-                topic.add_subscriber(slot.clone());
-            }
-        }
-        let client = client.map(|client| match self.clients.get_key_value(client) {
-            Some((client, _)) => Arc::clone(client),
-            None => Arc::from(client),
-        });
-        if let Some(client) = &client {
-            self.clients
-                .entry(Arc::clone(client))
-                .or_default()
-                .push(slot);
-        }
-        self.subscribers.insert(
-            key,
-            Registration {
-                queue: Arc::clone(&queue),
-                topics: names,
-                client,
-            },
-        );
+        self.sweep(now, config, SWEEP_BUDGET, after);
         Subscribed {
-            key,
-            queue,
-            replay,
+            cursors,
             resync,
             position: self.last_seq,
         }
     }
 
-    /// Fills `replay` with the events of `names` after `seq`, in position
-    /// order, or says why it cannot.
-    fn collect_replay(
+    /// Removes a subscription from its logs; logs left with no subscriber
+    /// are forgotten when they can be.
+    pub(crate) fn unsubscribe<'a>(
         &mut self,
-        names: &[Arc<str>],
-        seq: u64,
+        logs: impl Iterator<Item = &'a Arc<Log>>,
         config: &HubConfig,
-        replay: &mut VecDeque<EncodedEvent>,
-    ) -> Option<Resync> {
-        let now = config.replay_max_age.map(|_| Instant::now());
-        let mut events: Vec<(u64, EncodedEvent)> = Vec::new();
-        for name in names {
-            let Some(topic) = self.topics.get_mut(name) else {
+        after: &mut AfterUnlock,
+    ) {
+        self.subscribers -= 1;
+        let mut now = None;
+        for log in logs {
+            if log.subscribers.fetch_sub(1, Ordering::Relaxed) != 1 {
                 continue;
+            }
+            if log.kind == Kind::User {
+                self.clients -= 1;
+            }
+            now = now.or_else(|| now_for(config, log.kind));
+            self.consider_idle(log, now, config, after);
+        }
+        self.sweep(now, config, SWEEP_BUDGET, after);
+    }
+
+    /// A log has just been left with no subscriber, or appended to while it
+    /// had none: forgets it now, queues it for when its events expire, or
+    /// keeps it.
+    fn consider_idle(
+        &mut self,
+        log: &Arc<Log>,
+        now: Option<Instant>,
+        config: &HubConfig,
+        after: &mut AfterUnlock,
+    ) {
+        if log.idle_queued.load(Ordering::Relaxed) {
+            return;
+        }
+        match log.forgettable(now, window(config, log.kind), &mut self.retention) {
+            Forgettable::Now => self.forget(log, after),
+            Forgettable::At(at) => {
+                log.idle_queued.store(true, Ordering::Relaxed);
+                self.idle.push(Reverse(Idle {
+                    at,
+                    log: Arc::clone(log),
+                }));
+            }
+            Forgettable::Never => {}
+        }
+    }
+
+    /// Looks at up to `budget` idle logs whose events have expired by `now`
+    /// and forgets those that are still idle.
+    fn sweep(
+        &mut self,
+        now: Option<Instant>,
+        config: &HubConfig,
+        budget: usize,
+        after: &mut AfterUnlock,
+    ) {
+        if self.idle.is_empty() {
+            return;
+        }
+        let now = now.unwrap_or_else(Instant::now);
+        for _ in 0..budget {
+            match self.idle.peek() {
+                Some(Reverse(idle)) if idle.at <= now => {}
+                _ => break,
+            }
+            let Some(Reverse(Idle { log, .. })) = self.idle.pop() else {
+                break;
             };
-            topic.evict_expired(now, config, &mut self.retention);
-            if !topic.holds_everything_after(seq) {
-                return Some(Resync::Expired);
+            log.idle_queued.store(false, Ordering::Relaxed);
+            if log.subscribers.load(Ordering::Relaxed) == 0 {
+                self.consider_idle(&log, Some(now), config, after);
             }
-            events.extend(topic.replay_after(seq).map(|(seq, e)| (seq, e.clone())));
         }
-        // Each topic's events are in order already; several topics interleave.
-        if names.len() > 1 {
-            events.sort_unstable_by_key(|&(seq, _)| seq);
-        }
-        replay.extend(events.into_iter().map(|(_, event)| event));
-        None
     }
 
-    /// Removes a subscription; returns whether it was registered.
-    pub(crate) fn unsubscribe(&mut self, key: u64) -> bool {
-        let Some(registration) = self.subscribers.remove(&key) else {
-            return false;
+    /// Forgets every idle log whose events have all expired.
+    pub(crate) fn forget_expired(&mut self, config: &HubConfig, after: &mut AfterUnlock) {
+        self.sweep(None, config, usize::MAX, after);
+    }
+
+    fn forget(&mut self, log: &Arc<Log>, after: &mut AfterUnlock) {
+        let newest = log.discard(&mut self.retention);
+        if newest > 0 {
+            let bucket = self.bucket(log.kind, &log.name);
+            self.forgotten[bucket] = self.forgotten[bucket].max(newest);
+        }
+        let map = match log.kind {
+            Kind::Topic => &mut self.topics,
+            Kind::User => &mut self.users,
         };
-        for name in &registration.topics {
-            if let Some(topic) = self.topics.get_mut(name) {
-                topic.remove_subscriber(key);
-                if topic.is_unused() {
-                    self.topics.remove(name);
-                }
-            }
+        if let Some(removed) = map.remove(&log.name) {
+            after.forgotten.push(removed);
         }
-        if let Some(client) = &registration.client {
-            if let Some(slots) = self.clients.get_mut(client) {
-                slots.retain(|slot| slot.key != key);
-                if slots.is_empty() {
-                    self.clients.remove(client);
-                }
-            }
+        // Give back the table's memory once most of it is unused.
+        if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+            map.shrink_to(map.len() * 2);
         }
-        true
-    }
-
-    /// Unregisters the subscriptions whose queue just overflowed; their
-    /// streams end after what is queued.
-    fn cut_off_lagged(&mut self, after: &AfterUnlock) {
-        for &key in &after.lagged {
-            if self.unsubscribe(key) {
-                self.counters.lag_disconnects += 1;
-            }
+        if self.idle.capacity() > 64 && self.idle.len() < self.idle.capacity() / 4 {
+            self.idle.shrink_to(self.idle.len() * 2);
         }
     }
 
-    /// Ends every subscription's stream (the hub is gone).
+    /// Ends every log (the hub is gone).
     pub(crate) fn close_all(&mut self, after: &mut AfterUnlock) {
-        for registration in self.subscribers.values() {
-            registration.queue.end(End::Closed, &mut after.wakers);
+        for log in self.topics.values().chain(self.users.values()) {
+            after.wake(log.close());
         }
     }
 
-    pub(crate) fn metrics(&self) -> HubMetrics {
-        let counters = &self.counters;
-        HubMetrics {
-            subscribers: self.subscribers.len(),
-            clients: self.clients.len(),
+    pub(crate) fn metrics(&self) -> Snapshot {
+        Snapshot {
+            subscribers: self.subscribers,
+            clients: self.clients,
             topics: self.topics.len(),
+            user_feeds: self.users.len(),
             retained_events: self.retention.events,
             retained_bytes: self.retention.bytes,
-            published: counters.published,
-            sent: counters.sent,
-            delivered: counters.delivered,
-            lag_disconnects: counters.lag_disconnects,
-            lag_dropped: counters.lag_dropped,
-            replay_hits: counters.replay_hits,
-            replay_misses: counters.replay_misses,
+            published: self.counters.published,
+            sent: self.counters.sent,
+            replay_hits: self.counters.replay_hits,
+            replay_misses: self.counters.replay_misses,
         }
     }
 }
 
-/// Pushes `event` into every slot's queue; returns how many queued it.
-/// Queues that overflowed under the disconnect policy are noted in `after`.
-fn fan_out(
-    slots: &[Slot],
-    event: &EncodedEvent,
-    config: &HubConfig,
-    counters: &mut Counters,
-    after: &mut AfterUnlock,
-) -> usize {
-    let mut delivered = 0;
-    for slot in slots {
-        let pushed = slot.queue.push(
-            event,
-            config.queue_capacity,
-            config.lag_policy,
-            &mut after.wakers,
-        );
-        match pushed {
-            Pushed::Queued => delivered += 1,
-            Pushed::DroppedOldest { first } => {
-                delivered += 1;
-                counters.lag_dropped += 1;
-                if first {
-                    after.started_dropping.push(slot.key);
-                }
-            }
-            Pushed::Lagged => after.lagged.push(slot.key),
-            Pushed::Ended => {}
-        }
-    }
-    delivered
+/// What the registry counts, for [`HubMetrics`](super::HubMetrics).
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) subscribers: usize,
+    pub(crate) clients: usize,
+    pub(crate) topics: usize,
+    pub(crate) user_feeds: usize,
+    pub(crate) retained_events: usize,
+    pub(crate) retained_bytes: usize,
+    pub(crate) published: u64,
+    pub(crate) sent: u64,
+    pub(crate) replay_hits: u64,
+    pub(crate) replay_misses: u64,
 }

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -12,8 +13,12 @@ use futures_core::{FusedStream, Stream};
 use crate::error::Lagged;
 use crate::event::EncodedEvent;
 
-use super::queue::{End, Popped, Queue, WakerKey};
+use super::log::{Cursor, Read};
+use super::registry::AfterUnlock;
 use super::{GAP_SIGNAL, Shared};
+
+/// The most events a subscription of one log takes out of it per lock.
+const BATCH: usize = 64;
 
 /// One connection's stream of events from a [`Hub`](super::Hub), made by
 /// [`Hub::subscribe`](super::Hub::subscribe) or
@@ -26,28 +31,31 @@ use super::{GAP_SIGNAL, Shared};
 /// [`SseBody`](crate::SseBody) accepts directly.
 ///
 /// The stream ends (`None`) when every [`Hub`](super::Hub) handle has been
-/// dropped. If it falls behind under
+/// dropped, after the events it can still read. If it falls behind under
 /// [`LagPolicy::Disconnect`](super::LagPolicy::Disconnect) it yields the
-/// events already queued, the `retry:` hint, then `Err(Lagged)`, then ends.
+/// `retry:` hint, then `Err(Lagged)`, then ends.
 ///
-/// Dropping it unregisters it at once: from its topics and, for a client's
-/// subscription, from the client registry.
+/// It reads its topics' shared logs at its own position and holds no queue
+/// of its own: an idle subscription costs a few hundred bytes whatever is
+/// published. Dropping it unregisters it at once.
 #[must_use = "streams do nothing unless polled"]
 pub struct Subscription {
     shared: Arc<Shared>,
-    key: u64,
-    queue: Arc<Queue>,
-    /// The resync signal or the replayed events, yielded before the queue.
-    replay: VecDeque<EncodedEvent>,
+    /// One per log read: the topics, then the user feed.
+    cursors: Box<[Cursor]>,
+    /// Events taken from the logs, not yet yielded; the resync signal.
+    ready: VecDeque<EncodedEvent>,
+    /// Scratch space for merging several logs by position.
+    merge: Vec<(u64, EncodedEvent)>,
     phase: Phase,
-    /// The waker this subscription last left in its queue.
-    left: Option<WakerKey>,
+    /// Still counted by the hub: not cut off for lag, not dropped.
+    registered: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Live,
-    /// The queue ended for lag; `Err(Lagged)` is next.
+    /// Cut off for lag, the hint yielded; `Err(Lagged)` is next.
     Lagged,
     Done,
 }
@@ -55,63 +63,141 @@ enum Phase {
 impl Subscription {
     pub(super) fn new(
         shared: Arc<Shared>,
-        key: u64,
-        queue: Arc<Queue>,
-        replay: VecDeque<EncodedEvent>,
+        cursors: Vec<Cursor>,
+        first: Option<EncodedEvent>,
     ) -> Self {
         Self {
             shared,
-            key,
-            queue,
-            replay,
+            cursors: cursors.into_boxed_slice(),
+            ready: first.into_iter().collect(),
+            merge: Vec::new(),
             phase: Phase::Live,
-            left: None,
+            registered: true,
         }
     }
 
-    /// How many events are ready to be yielded: replayed events not yet taken
-    /// plus the live queue. The live queue never holds more than
-    /// [`HubConfig::queue_capacity`](super::HubConfig::queue_capacity).
+    /// How many events are ready to be yielded: taken and not yet yielded,
+    /// plus those in its logs after its position (replayed or live).
     pub fn queued(&self) -> usize {
-        self.replay.len() + self.queue.len()
+        let in_logs: u64 = self.cursors.iter().map(Cursor::available).sum();
+        self.ready.len() + usize::try_from(in_logs).unwrap_or(usize::MAX)
     }
 
-    /// Everything but the idle poll: the replay, then the queue, then how
-    /// the stream ends.
-    fn poll_queue(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<EncodedEvent, Lagged>>> {
-        if let Some(event) = self.replay.pop_front() {
-            return Poll::Ready(Some(Ok(event)));
-        }
-        match self.phase {
-            Phase::Live => {}
-            Phase::Lagged => {
-                self.phase = Phase::Done;
-                return Poll::Ready(Some(Err(Lagged::new())));
+    /// Takes the next events from the logs into `ready`, or registers for a
+    /// wake-up when there are none.
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<EncodedEvent, Lagged>>> {
+        let config = &self.shared.config;
+        let (max_lag, policy) = (config.max_lag, config.lag_policy);
+        let mut skipped = 0;
+        if let [cursor] = &mut *self.cursors {
+            let ready = &mut self.ready;
+            match cursor.read(cx, u64::MAX, BATCH, max_lag, policy, |_, event| {
+                ready.push_back(event.clone());
+            }) {
+                Read::Took {
+                    skipped: dropped, ..
+                } => skipped = dropped,
+                Read::Lagged => return self.lagged(),
+                Read::Closed => return self.end(),
             }
-            Phase::Done => return Poll::Ready(None),
-        }
-        match self.queue.poll_pop(cx, &mut self.left) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Popped::Event(event)) => Poll::Ready(Some(Ok(event))),
-            Poll::Ready(Popped::Gap) => {
-                let signal = EncodedEvent::from_bytes(Bytes::from_static(GAP_SIGNAL));
-                Poll::Ready(Some(Ok(signal)))
-            }
-            Poll::Ready(Popped::End(End::Lagged)) => match &self.shared.lag_hint {
-                Some(hint) => {
-                    self.phase = Phase::Lagged;
-                    Poll::Ready(Some(Ok(hint.clone())))
+        } else {
+            loop {
+                // Every event up to `through` is in its log by now; one after
+                // it may still be on its way into another log, so it waits.
+                let through = self.shared.committed.load(Ordering::Acquire);
+                let merge = &mut self.merge;
+                let (mut parked, mut closed) = (true, false);
+                for cursor in &mut *self.cursors {
+                    match cursor.read(cx, through, usize::MAX, max_lag, policy, |seq, event| {
+                        merge.push((seq, event.clone()));
+                    }) {
+                        Read::Took {
+                            skipped: dropped,
+                            parked: done,
+                            ..
+                        } => {
+                            skipped += dropped;
+                            parked &= done;
+                        }
+                        Read::Lagged => {
+                            merge.clear();
+                            return self.lagged();
+                        }
+                        Read::Closed => closed = true,
+                    }
                 }
-                None => {
-                    self.phase = Phase::Done;
-                    Poll::Ready(Some(Err(Lagged::new())))
+                if !merge.is_empty() {
+                    merge.sort_unstable_by_key(|&(seq, _)| seq);
+                    self.ready.extend(merge.drain(..).map(|(_, event)| event));
+                    break;
                 }
-            },
-            Poll::Ready(Popped::End(End::Closed)) => {
-                self.phase = Phase::Done;
-                Poll::Ready(None)
+                if skipped > 0 {
+                    break;
+                }
+                if closed {
+                    return self.end();
+                }
+                if parked {
+                    return Poll::Pending;
+                }
             }
         }
+        if skipped > 0 {
+            self.shared
+                .lag_dropped
+                .fetch_add(skipped, Ordering::Relaxed);
+            self.ready
+                .push_front(EncodedEvent::from_bytes(Bytes::from_static(GAP_SIGNAL)));
+        }
+        match self.ready.pop_front() {
+            Some(event) => {
+                let taken = self.ready.len() as u64 + 1 - u64::from(skipped > 0);
+                self.shared.delivered.fetch_add(taken, Ordering::Relaxed);
+                Poll::Ready(Some(Ok(event)))
+            }
+            None => Poll::Pending,
+        }
+    }
+
+    /// Cut off for lag: leaves the hub at once, then yields the hint (if
+    /// any) and `Err(Lagged)`.
+    fn lagged(&mut self) -> Poll<Option<Result<EncodedEvent, Lagged>>> {
+        self.shared.lag_disconnects.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("sse hub subscriber lagged and was disconnected");
+        self.unregister();
+        match &self.shared.lag_hint {
+            Some(hint) => {
+                self.phase = Phase::Lagged;
+                Poll::Ready(Some(Ok(hint.clone())))
+            }
+            None => {
+                self.phase = Phase::Done;
+                Poll::Ready(Some(Err(Lagged::new())))
+            }
+        }
+    }
+
+    fn end(&mut self) -> Poll<Option<Result<EncodedEvent, Lagged>>> {
+        self.phase = Phase::Done;
+        Poll::Ready(None)
+    }
+
+    /// Takes its wakers out of its logs and its counts out of the hub.
+    fn unregister(&mut self) {
+        for cursor in &mut *self.cursors {
+            cursor.leave();
+        }
+        if !std::mem::take(&mut self.registered) {
+            return;
+        }
+        let shared = &self.shared;
+        let mut after = AfterUnlock::default();
+        shared.lock().unsubscribe(
+            self.cursors.iter().map(|cursor| &cursor.log),
+            &shared.config,
+            &mut after,
+        );
+        after.run();
     }
 }
 
@@ -121,29 +207,43 @@ impl Stream for Subscription {
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        // The common poll: nothing new since the last one. Inlined into the
-        // body that polls, so that it costs one atomic load and no call. The
-        // queue is marked idle only by `poll_queue` once the replay is
-        // drained, in the live phase, and never after it has ended, so
-        // nothing else can be waiting.
-        if this.queue.is_idle_for(cx.waker(), this.left) {
+        if let Some(event) = this.ready.pop_front() {
+            return Poll::Ready(Some(Ok(event)));
+        }
+        match this.phase {
+            Phase::Live => {}
+            Phase::Lagged => {
+                this.phase = Phase::Done;
+                return Poll::Ready(Some(Err(Lagged::new())));
+            }
+            Phase::Done => return Poll::Ready(None),
+        }
+        // The common poll: nothing new since the last one. One atomic load
+        // per log, no lock.
+        if this
+            .cursors
+            .iter()
+            .all(|cursor| cursor.is_parked_for(cx.waker()))
+        {
             return Poll::Pending;
         }
-        this.poll_queue(cx)
+        this.fill(cx)
     }
 }
 
 impl FusedStream for Subscription {
     fn is_terminated(&self) -> bool {
-        // The replay is drained before the phase can move on.
+        // What is ready is yielded before the phase can move on.
         self.phase == Phase::Done
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if self.shared.lock().unsubscribe(self.key) {
-            tracing::debug!(subscriber = self.key, "sse hub subscriber disconnected");
+        let registered = self.registered;
+        self.unregister();
+        if registered {
+            tracing::debug!("sse hub subscriber disconnected");
         }
     }
 }
@@ -151,8 +251,8 @@ impl Drop for Subscription {
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("key", &self.key)
-            .field("queued", &self.queued())
+            .field("logs", &self.cursors.len())
+            .field("ready", &self.ready.len())
             .field("phase", &self.phase)
             .finish()
     }
