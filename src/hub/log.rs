@@ -179,6 +179,10 @@ impl Log {
         retention.bytes += event.len();
         state.bytes += event.len();
         state.newest = seq;
+        if state.entries.capacity() == 0 {
+            // Many logs (user feeds) hold one event or a few: start small.
+            state.entries.reserve_exact(1);
+        }
         state.entries.push_back(Entry {
             seq,
             event,

@@ -386,11 +386,11 @@ impl Registry {
         if let Some(removed) = map.remove(&log.name) {
             after.forgotten.push(removed);
         }
-        // Give back the table's memory once most of it is unused.
-        if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        // Give back the tables' memory once most of it is unused.
+        if map.len() < map.capacity() / 4 {
             map.shrink_to(map.len() * 2);
         }
-        if self.idle.capacity() > 64 && self.idle.len() < self.idle.capacity() / 4 {
+        if self.idle.len() < self.idle.capacity() / 4 {
             self.idle.shrink_to(self.idle.len() * 2);
         }
     }
