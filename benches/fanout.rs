@@ -25,13 +25,29 @@
 //! contestant is checked to deliver the same event (type and data; the ids
 //! differ in form) to every subscriber, one frame each.
 //!
+//! A second group, `publish`, times the publisher alone: the time of one
+//! publish to a topic with N = 10, 1,000 and 10,000 subscribers, beside a
+//! `tokio::sync::broadcast` sending the same event already encoded (`Bytes`),
+//! in two states of the subscribers:
+//!
+//! - `*_waiting`: every subscriber is waiting, each with a waker of its own
+//!   (as N connection tasks are), so the publish wakes N tasks;
+//! - `*_busy`: the subscribers were woken by an earlier publish and have not
+//!   read yet (a steady stream of events to readers that keep up), so the
+//!   publish wakes no one.
+//!
+//! Only the publish is timed; the subscribers read between samples.
+//!
 //! Run: `cargo bench --bench fanout --features hub`.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::IntoResponse;
@@ -43,7 +59,7 @@ use http_body::Body as _;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tower_sse::decode::Decoder;
-use tower_sse::hub::{Hub, Subscription};
+use tower_sse::hub::{Hub, HubConfig, Subscription};
 use tower_sse::{Event, SseBody, SseConfig};
 
 const SUBSCRIBERS: [usize; 3] = [10, 100, 1000];
@@ -344,5 +360,208 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fanout);
+/// A connection task's waker: each subscriber has its own.
+#[derive(Default)]
+struct TaskWaker(AtomicUsize);
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn task_wakers(n: usize) -> Vec<Waker> {
+    (0..n)
+        .map(|_| Waker::from(Arc::new(TaskWaker::default())))
+        .collect()
+}
+
+/// The subscribers of the `publish` group's hub, each polled with its own
+/// waker.
+struct HubReaders {
+    hub: Hub,
+    subscriptions: Vec<Subscription>,
+    wakers: Vec<Waker>,
+}
+
+impl HubReaders {
+    fn new(n: usize) -> Self {
+        let hub = Hub::with_config(HubConfig::new().max_lag(1 << 20));
+        let subscriptions = (0..n).map(|_| hub.subscribe([TOPIC], None)).collect();
+        let mut readers = Self {
+            hub,
+            subscriptions,
+            wakers: task_wakers(n),
+        };
+        assert_eq!(readers.read(), 0);
+        readers
+    }
+
+    /// Reads everything; every subscriber is waiting again after.
+    fn read(&mut self) -> usize {
+        let mut read = 0;
+        for (subscription, waker) in self.subscriptions.iter_mut().zip(&self.wakers) {
+            let mut cx = Context::from_waker(waker);
+            while let Poll::Ready(Some(event)) = Pin::new(&mut *subscription).poll_next(&mut cx) {
+                black_box(event.expect("not lagged"));
+                read += 1;
+            }
+        }
+        read
+    }
+}
+
+type Recv = Pin<Box<dyn Future<Output = (broadcast::Receiver<Bytes>, Option<Bytes>)> + Send>>;
+
+fn recv(mut receiver: broadcast::Receiver<Bytes>) -> Recv {
+    Box::pin(async move {
+        let bytes = receiver.recv().await.ok();
+        (receiver, bytes)
+    })
+}
+
+/// The receivers of the `publish` group's broadcast channel, each waiting
+/// in a `recv` future polled with its own waker.
+struct BroadcastReaders {
+    sender: broadcast::Sender<Bytes>,
+    bytes: Bytes,
+    receivers: Vec<Recv>,
+    wakers: Vec<Waker>,
+}
+
+impl BroadcastReaders {
+    fn new(n: usize) -> Self {
+        let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let receivers = (0..n).map(|_| recv(sender.subscribe())).collect();
+        let bytes = Event::new()
+            .id(1)
+            .event(EVENT_TYPE)
+            .data(DATA)
+            .encode()
+            .expect("a valid event")
+            .into_bytes();
+        let mut readers = Self {
+            sender,
+            bytes,
+            receivers,
+            wakers: task_wakers(n),
+        };
+        assert_eq!(readers.read(), 0);
+        readers
+    }
+
+    /// Reads everything; every receiver is waiting again after.
+    fn read(&mut self) -> usize {
+        let mut read = 0;
+        for (receiving, waker) in self.receivers.iter_mut().zip(&self.wakers) {
+            let mut cx = Context::from_waker(waker);
+            while let Poll::Ready((receiver, bytes)) = receiving.as_mut().poll(&mut cx) {
+                black_box(bytes.expect("not lagged"));
+                read += 1;
+                *receiving = recv(receiver);
+            }
+        }
+        read
+    }
+}
+
+/// How many publishes one sample of the `*_busy` contestants times.
+const BURST: u64 = 64;
+
+/// Times `iters` publishes to waiting readers, reading between publishes.
+fn time_waiting(
+    iters: u64,
+    n: usize,
+    publish: impl Fn(),
+    mut read: impl FnMut() -> usize,
+) -> Duration {
+    let mut elapsed = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        publish();
+        elapsed += start.elapsed();
+        assert_eq!(read(), n);
+    }
+    elapsed
+}
+
+/// Times `iters` publishes to readers that are not waiting: after one
+/// untimed publish that wakes them, bursts of publishes, then a read.
+fn time_busy(
+    iters: u64,
+    n: usize,
+    publish: impl Fn(),
+    mut read: impl FnMut() -> usize,
+) -> Duration {
+    let mut elapsed = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let burst = left.min(BURST);
+        publish();
+        let start = Instant::now();
+        for _ in 0..burst {
+            publish();
+        }
+        elapsed += start.elapsed();
+        assert_eq!(read() as u64, (burst + 1) * n as u64);
+        left -= burst;
+    }
+    elapsed
+}
+
+fn publish(c: &mut Criterion) {
+    let mut group = c.benchmark_group("publish");
+    group.throughput(Throughput::Elements(1));
+    for n in [10, 1_000, 10_000] {
+        group.bench_with_input(BenchmarkId::new("hub_waiting", n), &n, |b, &n| {
+            let mut readers = HubReaders::new(n);
+            b.iter_custom(|iters| {
+                let hub = readers.hub.clone();
+                let publish = || {
+                    let event = Event::new().event(EVENT_TYPE).data(DATA);
+                    black_box(hub.publish(TOPIC, event).expect("a valid event"));
+                };
+                time_waiting(iters, n, publish, || readers.read())
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("broadcast_waiting", n), &n, |b, &n| {
+            let mut readers = BroadcastReaders::new(n);
+            b.iter_custom(|iters| {
+                let (sender, bytes) = (readers.sender.clone(), readers.bytes.clone());
+                let publish = || {
+                    black_box(sender.send(bytes.clone()).expect("receivers are open"));
+                };
+                time_waiting(iters, n, publish, || readers.read())
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("hub_busy", n), &n, |b, &n| {
+            let mut readers = HubReaders::new(n);
+            b.iter_custom(|iters| {
+                let hub = readers.hub.clone();
+                let publish = || {
+                    let event = Event::new().event(EVENT_TYPE).data(DATA);
+                    black_box(hub.publish(TOPIC, event).expect("a valid event"));
+                };
+                time_busy(iters, n, publish, || readers.read())
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("broadcast_busy", n), &n, |b, &n| {
+            let mut readers = BroadcastReaders::new(n);
+            b.iter_custom(|iters| {
+                let (sender, bytes) = (readers.sender.clone(), readers.bytes.clone());
+                let publish = || {
+                    black_box(sender.send(bytes.clone()).expect("receivers are open"));
+                };
+                time_busy(iters, n, publish, || readers.read())
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fanout, publish);
 criterion_main!(benches);

@@ -1,11 +1,14 @@
 //! A fixed workload for profilers (callgrind, perf) and for quick timing:
 //! the encode benchmark's events through an `SseBody`, the hand-written lower
-//! bound on the same events, or the fan-out benchmark's hub delivery.
+//! bound on the same events, the fan-out benchmark's hub delivery, or the
+//! publisher's side alone (publishes to a topic whose 1,000 subscribers are
+//! busy elsewhere).
 //!
 //! ```sh
 //! cargo run --release --example profile -- encode typical
 //! cargo run --release --example profile -- lower-bound tiny
 //! cargo run --release --example profile --features hub -- fanout
+//! cargo run --release --example profile --features hub -- publish
 //! valgrind --tool=callgrind target/release/examples/profile encode typical --rounds 20
 //! ```
 //!
@@ -61,6 +64,7 @@ fn main() -> Result<(), BoxError> {
         "encode" => Box::new(move |cx| Ok(encode(cx, data, typical, config.clone()))),
         "lower-bound" => Box::new(move |cx| Ok(lower_bound(cx, data, typical))),
         "fanout" => fanout(config)?,
+        "publish" => publish()?,
         other => return Err(format!("unknown workload {other}").into()),
     };
     let mut cx = Context::from_waker(Waker::noop());
@@ -177,4 +181,30 @@ fn fanout(config: SseConfig) -> Result<Run, BoxError> {
 #[cfg(not(feature = "hub"))]
 fn fanout(_: SseConfig) -> Result<Run, BoxError> {
     Err("the fanout workload needs --features hub".into())
+}
+
+/// A hub with 1,000 subscribers that are not waiting (never polled); each
+/// run publishes 10,000 typical events: the publisher's cost alone.
+#[cfg(feature = "hub")]
+fn publish() -> Result<Run, BoxError> {
+    use tower_sse::hub::{Hub, HubConfig};
+
+    let hub = Hub::with_config(HubConfig::new().max_lag(u64::MAX));
+    let subscriptions: Vec<_> = (0..1_000)
+        .map(|_| hub.subscribe(["prices"], None))
+        .collect();
+    let data: &'static str = Box::leak(typical_json().into_boxed_str());
+    Ok(Box::new(move |_| {
+        let _subscribers = &subscriptions;
+        for _ in 0..EVENTS {
+            let event = Event::new().event("price").data(data);
+            std::hint::black_box(hub.publish("prices", event)?);
+        }
+        Ok(EVENTS)
+    }))
+}
+
+#[cfg(not(feature = "hub"))]
+fn publish() -> Result<Run, BoxError> {
+    Err("the publish workload needs --features hub".into())
 }

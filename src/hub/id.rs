@@ -156,7 +156,8 @@ pub(crate) struct Unnumbered {
 impl Unnumbered {
     /// Encodes `event`, which must have no id.
     pub(crate) fn encode(event: Event) -> Result<Self, EventError> {
-        let mut buf = BytesMut::with_capacity(MAX_ID_LINE);
+        // One allocation, nearly always: room for the id line and the event.
+        let mut buf = BytesMut::with_capacity(MAX_ID_LINE + event.len_hint());
         buf.put_bytes(0, MAX_ID_LINE);
         event.encode_into(&mut buf)?;
         Ok(Self { buf })
