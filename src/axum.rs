@@ -6,8 +6,11 @@
 //! error event, close hook) is set once, by layering
 //! [`SseConfigLayer`](crate::SseConfigLayer) around the router; a response
 //! that needs a policy of its own sets it with [`SseResponse::config`].
-//! [`LastEventId`] is an extractor, usually taken as `Option<LastEventId>`
-//! since a client's first request has none.
+//! [`LastEventIdHeader`] is an extractor that tells a missing header from an
+//! invalid one (pass it to the hub with
+//! [`for_resume`](LastEventIdHeader::for_resume)); [`LastEventId`] is one
+//! too, usually taken as `Option<LastEventId>` since a client's first request
+//! has none.
 //!
 //! ```
 //! use std::time::Duration;
@@ -101,7 +104,7 @@ use http::request::Parts;
 
 use crate::config::SseConfig;
 use crate::event::IntoEncodedEvent;
-use crate::last_event_id::{LastEventId, Unusable};
+use crate::last_event_id::{LastEventId, LastEventIdHeader, Unusable};
 use crate::response::stream_response;
 
 /// An axum response that streams events as `text/event-stream`.
@@ -177,9 +180,10 @@ impl<S> fmt::Debug for SseResponse<S> {
 /// Extracts the client's `Last-Event-ID`.
 ///
 /// As `LastEventId`, a request without a valid header is rejected with
-/// [`LastEventIdRejection`] (`400 Bad Request`). As `Option<LastEventId>`, the
-/// usual form for an SSE endpoint, a missing or invalid header is `None`. A
-/// header sent more than once counts as invalid.
+/// [`LastEventIdRejection`] (`400 Bad Request`). As `Option<LastEventId>`, a
+/// missing or invalid header is `None`. A header sent more than once counts as
+/// invalid. To tell a missing header from an invalid one without rejecting
+/// (a browser never retries after a `400`), extract [`LastEventIdHeader`].
 impl<S> FromRequestParts<S> for LastEventId {
     type Rejection = LastEventIdRejection;
 
@@ -202,6 +206,32 @@ impl<S> OptionalFromRequestParts<S> for LastEventId {
     }
 }
 
+/// Extracts the client's `Last-Event-ID` as absent, valid or invalid; never
+/// rejects.
+///
+/// ```
+/// use tower_sse::LastEventIdHeader;
+///
+/// async fn handler(last_event_id: LastEventIdHeader) -> String {
+///     match last_event_id {
+///         LastEventIdHeader::Absent => "a new client".to_owned(),
+///         LastEventIdHeader::Valid(id) => format!("resume after {id}"),
+///         LastEventIdHeader::Invalid(error) => format!("resync: {error}"),
+///     }
+/// }
+/// # let _ = axum::Router::<()>::new().route("/", axum::routing::get(handler));
+/// ```
+impl<S> FromRequestParts<S> for LastEventIdHeader {
+    type Rejection = std::convert::Infallible;
+
+    fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        ready(Ok(LastEventIdHeader::from_headers(&parts.headers)))
+    }
+}
+
 /// The rejection of the [`LastEventId`] extractor: the request had no valid
 /// `Last-Event-ID` header. Answers `400 Bad Request`.
 #[derive(Debug)]
@@ -218,7 +248,6 @@ impl fmt::Display for LastEventIdRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Unusable::Missing => f.write_str("missing last-event-id header"),
-            Unusable::Repeated => f.write_str("last-event-id header sent more than once"),
             Unusable::Invalid(error) => fmt::Display::fmt(error, f),
         }
     }
@@ -228,7 +257,7 @@ impl std::error::Error for LastEventIdRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.0 {
             Unusable::Invalid(error) => Some(error),
-            _ => None,
+            Unusable::Missing => None,
         }
     }
 }

@@ -104,7 +104,7 @@ pub use error::{BoxError, EventError, InvalidLastEventId, Lagged};
 pub use event::{EncodedEvent, Event, IntoEncodedEvent, IntoId};
 pub use future::ResponseFuture;
 pub use keep_alive::KeepAlive;
-pub use last_event_id::{LAST_EVENT_ID, LastEventId};
+pub use last_event_id::{LAST_EVENT_ID, LastEventId, LastEventIdHeader};
 pub use layer::SseLayer;
 pub use service::Sse;
 pub use shutdown::Shutdown;

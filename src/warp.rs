@@ -5,8 +5,9 @@
 //! framed by tower-sse's encoder. The policy (keep-alive,
 //! [`Shutdown`](crate::Shutdown), maximum age, error event, close hook) is set
 //! once for all routes with [`apply_config`], or for one reply with
-//! [`SseReply::config`]. [`last_event_id`] extracts the client's
-//! `Last-Event-ID`.
+//! [`SseReply::config`]. [`last_event_id_header`] extracts the client's
+//! `Last-Event-ID` as absent, valid or invalid; [`last_event_id`] only the
+//! valid one.
 //!
 //! ```
 //! use std::time::Duration;
@@ -106,7 +107,7 @@ use crate::body::SseBody;
 use crate::config::{ConfigSlot, SseConfig};
 use crate::error::BoxError;
 use crate::event::IntoEncodedEvent;
-use crate::last_event_id::LastEventId;
+use crate::last_event_id::{LastEventId, LastEventIdHeader};
 use crate::response::stream_response;
 
 /// A warp reply that streams events as `text/event-stream`.
@@ -215,7 +216,8 @@ where
 }
 
 /// A filter that extracts the client's `Last-Event-ID`; `None` when the header
-/// is missing, invalid, or sent more than once. It never rejects.
+/// is missing, invalid, or sent more than once. It never rejects. To tell a
+/// missing header from an invalid one, use [`last_event_id_header`].
 ///
 /// ```
 /// use tower_sse::LastEventId;
@@ -237,6 +239,31 @@ pub fn last_event_id()
     // warp lends no borrowed header map, and a repeated header must be seen, so
     // the map is cloned once per request; its values are shared `Bytes`.
     warp::header::headers_cloned().map(|headers: HeaderMap| LastEventId::from_headers(&headers))
+}
+
+/// A filter that extracts the client's `Last-Event-ID` as a
+/// [`LastEventIdHeader`]: absent, valid, or sent but invalid (including sent
+/// more than once). It never rejects.
+///
+/// ```
+/// use tower_sse::LastEventIdHeader;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let filter = tower_sse::warp::last_event_id_header();
+/// let header = warp::test::request()
+///     .header("last-event-id", "a\u{7f}")
+///     .filter(&filter)
+///     .await
+///     .unwrap();
+/// assert!(header.is_invalid());
+/// assert_eq!(header.for_resume(), Some(LastEventIdHeader::INVALID_MARKER));
+/// # }
+/// ```
+pub fn last_event_id_header()
+-> impl Filter<Extract = (LastEventIdHeader,), Error = Infallible> + Clone + Send + Sync + 'static {
+    warp::header::headers_cloned()
+        .map(|headers: HeaderMap| LastEventIdHeader::from_headers(&headers))
 }
 
 /// Applies `config` to every [`SseReply`] made by `filter` that has no policy

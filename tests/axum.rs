@@ -25,8 +25,8 @@ use tower::{ServiceBuilder, service_fn};
 use tower_sse::axum::SseResponse;
 use tower_sse::decode::DecodeStream;
 use tower_sse::{
-    CloseReason, Event, Farewell, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer,
-    SseLayer,
+    CloseReason, Event, Farewell, KeepAlive, LastEventId, LastEventIdHeader, Shutdown, SseConfig,
+    SseConfigLayer, SseLayer,
 };
 
 use support::client::{self, Connection, open_events as open};
@@ -184,6 +184,48 @@ async fn last_event_id_extractor_accepts_only_a_valid_header() {
         assert_eq!(
             (got_status, &body[..]),
             (StatusCode::OK, optional.as_bytes()),
+            "{ids:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn last_event_id_header_extractor_tells_invalid_from_absent() {
+    let app = Router::new().route(
+        "/events",
+        get(|header: LastEventIdHeader| async move {
+            let what = match &header {
+                LastEventIdHeader::Absent => "absent".to_owned(),
+                LastEventIdHeader::Valid(id) => format!("valid {id}"),
+                LastEventIdHeader::Invalid(_) => "invalid".to_owned(),
+            };
+            assert_eq!(
+                header.is_invalid(),
+                header.for_resume() == Some(LastEventIdHeader::INVALID_MARKER)
+            );
+            what
+        }),
+    );
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let cases: [(&[&[u8]], &str); 5] = [
+        (&[], "absent"),
+        (&[b"42"], "valid 42"),
+        (&[b"4\t2"], "invalid"),
+        (&[b"\xff\xfe"], "invalid"),
+        (&[b"1", b"2"], "invalid"),
+    ];
+    for (ids, expected) in cases {
+        let mut request = client::event_source(addr, "/events", None);
+        for id in ids {
+            request
+                .headers_mut()
+                .append("last-event-id", http::HeaderValue::from_bytes(id).unwrap());
+        }
+        let (status, body) = client::fetch(addr, request).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, expected.as_bytes()),
             "{ids:?}"
         );
     }

@@ -18,9 +18,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::Layer;
 use tower_sse::decode::DecodeStream;
-use tower_sse::warp::{SseReply, apply_config, last_event_id};
+use tower_sse::warp::{SseReply, apply_config, last_event_id, last_event_id_header};
 use tower_sse::{
-    CloseReason, Event, Farewell, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer,
+    CloseReason, Event, Farewell, KeepAlive, LastEventId, LastEventIdHeader, Shutdown, SseConfig,
+    SseConfigLayer,
 };
 use warp::Filter;
 use warp::reply::Reply;
@@ -128,6 +129,40 @@ async fn last_event_id_filter_yields_only_a_valid_header() {
             request
                 .headers_mut()
                 .append("last-event-id", id.parse().unwrap());
+        }
+        let (status, body) = client::fetch(addr, request).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, expected.as_bytes()),
+            "{ids:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn last_event_id_header_filter_tells_invalid_from_absent() {
+    let routes = warp::path("id")
+        .and(last_event_id_header())
+        .map(|header: LastEventIdHeader| match header.for_resume() {
+            None => "absent".to_owned(),
+            Some(LastEventIdHeader::INVALID_MARKER) => "invalid".to_owned(),
+            Some(id) => format!("valid {id}"),
+        });
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let cases: [(&[&[u8]], &str); 5] = [
+        (&[], "absent"),
+        (&[b"42"], "valid 42"),
+        (&[b"4\t2"], "invalid"),
+        (&[b"\xff\xfe"], "invalid"),
+        (&[b"1", b"2"], "invalid"),
+    ];
+    for (ids, expected) in cases {
+        let mut request = client::event_source(addr, "/id", None);
+        for id in ids {
+            request
+                .headers_mut()
+                .append("last-event-id", http::HeaderValue::from_bytes(id).unwrap());
         }
         let (status, body) = client::fetch(addr, request).await;
         assert_eq!(
