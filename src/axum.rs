@@ -102,7 +102,11 @@ use futures_core::Stream;
 use http::StatusCode;
 use http::request::Parts;
 
+use ::axum::extract::connect_info::Connected;
+use ::axum::serve::{IncomingStream, Listener};
+
 use crate::config::SseConfig;
+use crate::connection::{ConnectionGuard, ConnectionStatus, GuardedIo};
 use crate::event::IntoEncodedEvent;
 use crate::last_event_id::{LastEventId, LastEventIdHeader, Unusable};
 use crate::response::stream_response;
@@ -265,5 +269,101 @@ impl std::error::Error for LastEventIdRejection {
 impl IntoResponse for LastEventIdRejection {
     fn into_response(self) -> Response {
         (StatusCode::BAD_REQUEST, self.to_string()).into_response()
+    }
+}
+
+/// A listener for `axum::serve` whose connections are guarded by a
+/// [`ConnectionGuard`]: blocked writes fail after the write timeout, or once
+/// the shutdown grace period has passed, so that a client that stops reading
+/// cannot hold its connection, or the server's graceful shutdown, for ever.
+///
+/// Serve the router with
+/// `into_make_service_with_connect_info::<ConnectionStatus>()`: each request
+/// then carries its connection's [`ConnectionStatus`] (as
+/// `ConnectInfo<ConnectionStatus>`), and an
+/// [`SseConfigLayer`](crate::SseConfigLayer) around the router hands it to
+/// the SSE responses, whose close hook then hears
+/// [`CloseReason::WriteTimeout`](crate::CloseReason::WriteTimeout) when their
+/// connection was closed for stalling.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use axum::Router;
+/// use tower_sse::axum::GuardedListener;
+/// use tower_sse::{ConnectionGuard, ConnectionStatus, Shutdown, SseConfig, SseConfigLayer};
+///
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// let shutdown = Shutdown::new();
+/// let app = Router::new() // .route(..) with SSE handlers
+///     .layer(SseConfigLayer::new(SseConfig::new().shutdown(shutdown.clone())));
+///
+/// let guard = ConnectionGuard::new()
+///     .write_timeout(Duration::from_secs(30))
+///     .shutdown(shutdown.clone())
+///     .shutdown_grace(Duration::from_secs(5));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let server = axum::serve(
+///     GuardedListener::new(listener, guard),
+///     app.into_make_service_with_connect_info::<ConnectionStatus>(),
+/// )
+/// .with_graceful_shutdown({
+///     let shutdown = shutdown.clone();
+///     async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         shutdown.trigger();
+///     }
+/// });
+/// // Stalled connections are closed 5 s after the trigger; this bound is the
+/// // last line for anything else that would hold the server.
+/// match shutdown.within_grace(Duration::from_secs(10), server).await {
+///     Ok(result) => result,
+///     Err(_) => Ok(()),
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct GuardedListener<L> {
+    listener: L,
+    guard: ConnectionGuard,
+}
+
+impl<L> GuardedListener<L> {
+    /// Guards every connection `listener` accepts with `guard`.
+    pub fn new(listener: L, guard: ConnectionGuard) -> Self {
+        Self { listener, guard }
+    }
+
+    /// The wrapped listener.
+    pub fn get_ref(&self) -> &L {
+        &self.listener
+    }
+
+    /// The wrapped listener, consuming the guard.
+    pub fn into_inner(self) -> L {
+        self.listener
+    }
+}
+
+impl<L: Listener> Listener for GuardedListener<L> {
+    type Io = GuardedIo<L::Io>;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = self.listener.accept().await;
+        (self.guard.wrap(io), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The connection's [`ConnectionStatus`] as axum's `ConnectInfo`, for
+/// `into_make_service_with_connect_info::<ConnectionStatus>()`.
+impl<L: Listener> Connected<IncomingStream<'_, GuardedListener<L>>> for ConnectionStatus {
+    fn connect_info(stream: IncomingStream<'_, GuardedListener<L>>) -> Self {
+        stream.io().status()
     }
 }

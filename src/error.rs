@@ -144,3 +144,22 @@ impl fmt::Display for Lagged {
 }
 
 impl std::error::Error for Lagged {}
+
+/// A server did not finish within the shutdown grace period; returned by
+/// [`Shutdown::within_grace`](crate::Shutdown::within_grace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GraceElapsed(());
+
+impl GraceElapsed {
+    pub(crate) fn new() -> Self {
+        Self(())
+    }
+}
+
+impl fmt::Display for GraceElapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("server still running at the end of the shutdown grace period")
+    }
+}
+
+impl std::error::Error for GraceElapsed {}

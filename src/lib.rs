@@ -75,6 +75,7 @@
 mod body;
 mod config;
 mod config_layer;
+mod connection;
 mod error;
 mod event;
 mod future;
@@ -100,7 +101,8 @@ pub mod warp;
 pub use body::SseBody;
 pub use config::{CloseReason, Farewell, SseConfig};
 pub use config_layer::{ApplySseConfig, ApplySseConfigFuture, SseConfigLayer};
-pub use error::{BoxError, EventError, InvalidLastEventId, Lagged};
+pub use connection::{ConnectionGuard, ConnectionStatus, GuardedIo};
+pub use error::{BoxError, EventError, GraceElapsed, InvalidLastEventId, Lagged};
 pub use event::{EncodedEvent, Event, IntoEncodedEvent, IntoId};
 pub use future::ResponseFuture;
 pub use keep_alive::KeepAlive;

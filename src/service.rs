@@ -8,6 +8,7 @@ use tower_service::Service;
 
 use crate::body::SseBody;
 use crate::config::SseConfig;
+use crate::connection::ConnectionStatus;
 use crate::event::IntoEncodedEvent;
 use crate::future::ResponseFuture;
 use crate::last_event_id::{LastEventId, LastEventIdHeader};
@@ -70,6 +71,7 @@ where
             None => extensions.remove::<LastEventId>(),
         };
         extensions.insert(header);
-        ResponseFuture::new(self.inner.call(request), self.config.clone())
+        let connection = ConnectionStatus::of_request(extensions);
+        ResponseFuture::new(self.inner.call(request), self.config.clone(), connection)
     }
 }

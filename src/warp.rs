@@ -100,15 +100,15 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http::HeaderMap;
 use http_body::Body as _;
-use warp::Filter;
 use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
 
 use crate::body::SseBody;
 use crate::config::{ConfigSlot, SseConfig};
 use crate::error::BoxError;
 use crate::event::IntoEncodedEvent;
 use crate::last_event_id::{LastEventId, LastEventIdHeader};
-use crate::response::stream_response;
+use crate::response::{accepts_event_stream, refuse, stream_response};
 
 /// A warp reply that streams events as `text/event-stream`.
 ///
@@ -270,7 +270,9 @@ pub fn last_event_id_header()
 /// of its own: warp's counterpart of [`SseConfigLayer`](crate::SseConfigLayer).
 ///
 /// Other replies pass through untouched. When several are nested, the
-/// innermost wins.
+/// innermost wins. With [`SseConfig::require_accept`], an SSE reply to a
+/// request that does not accept `text/event-stream` becomes an empty
+/// `406 Not Acceptable` (its stream is dropped unpolled).
 ///
 /// ```
 /// use futures_util::stream;
@@ -288,14 +290,22 @@ pub fn last_event_id_header()
 pub fn apply_config<F, R>(
     filter: F,
     config: SseConfig,
-) -> impl Filter<Extract = (Response,), Error = F::Error> + Clone + Send + Sync + 'static
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static
 where
-    F: Filter<Extract = (R,)> + Clone + Send + Sync + 'static,
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    filter.map(move |reply: R| {
+    let require_accept = config.inner().require_accept;
+    // warp lends no borrowed header map: the map is cloned (its values are
+    // shared `Bytes`), and read only when the policy asks for it.
+    let accepts = warp::header::headers_cloned()
+        .map(move |headers: HeaderMap| !require_accept || accepts_event_stream(&headers));
+    accepts.and(filter).map(move |accepts: bool, reply: R| {
         let mut response = reply.into_response();
         if let Some(slot) = response.extensions_mut().remove::<ConfigSlot>() {
+            if !accepts {
+                refuse(&mut response, &slot);
+            }
             slot.set(config.clone());
         }
         response
