@@ -232,6 +232,56 @@ async fn last_event_id_header_extractor_tells_invalid_from_absent() {
 }
 
 #[tokio::test]
+async fn require_accept_through_sse_config_layer_answers_406_to_sse_routes_only() {
+    let closes = CloseRecorder::new();
+    let (stream, polled) = support::PollFlag::new(stream::iter([Event::new().data("x")]));
+    let stream = std::sync::Arc::new(std::sync::Mutex::new(Some(stream)));
+    let app = Router::new()
+        .route(
+            "/events",
+            get(move || {
+                let stream = stream.lock().unwrap().take().expect("one request");
+                async move { SseResponse::new(stream) }
+            }),
+        )
+        .route("/json", get(|| async { "{}" }))
+        .layer(SseConfigLayer::new(
+            SseConfig::new()
+                .require_accept(true)
+                .on_close(closes.hook()),
+        ));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let json = |path: &str| {
+        let mut request = client::event_source(addr, path, None);
+        request
+            .headers_mut()
+            .insert(header::ACCEPT, "application/json".parse().unwrap());
+        request
+    };
+    let (status, body) = client::fetch(addr, json("/events")).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    assert!(body.is_empty());
+    assert!(!polled.load(std::sync::atomic::Ordering::SeqCst));
+    let (status, body) = client::fetch(addr, json("/json")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"{}"[..]));
+    assert_eq!(closes.reasons(), []);
+}
+
+#[tokio::test]
+async fn require_accept_through_sse_config_layer_serves_an_event_source() {
+    let app = Router::new()
+        .route(
+            "/events",
+            get(|| async { SseResponse::new(stream::iter([Event::new().data("x")])) }),
+        )
+        .layer(SseConfigLayer::new(SseConfig::new().require_accept(true)));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+    let (_connection, events) = open(addr, "/events", None).await;
+    assert_eq!(all_events(events).await, [triple("message", "x", "")]);
+}
+
+#[tokio::test]
 async fn no_content_tells_the_client_to_stop() {
     let closes = CloseRecorder::new();
     let app = Router::new()

@@ -174,6 +174,37 @@ async fn last_event_id_header_filter_tells_invalid_from_absent() {
 }
 
 #[tokio::test]
+async fn require_accept_through_apply_config_answers_406_to_sse_replies_only() {
+    let closes = CloseRecorder::new();
+    let routes = events_route()
+        .map(Reply::into_response)
+        .or(warp::path("json").map(|| "{}"));
+    let routes = apply_config(
+        routes,
+        SseConfig::new()
+            .require_accept(true)
+            .on_close(closes.hook()),
+    );
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let json = |path: &str| {
+        let mut request = client::event_source(addr, path, None);
+        request
+            .headers_mut()
+            .insert(http::header::ACCEPT, "application/json".parse().unwrap());
+        request
+    };
+    let (status, body) = client::fetch(addr, json("/events")).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    assert!(body.is_empty());
+    let (status, body) = client::fetch(addr, json("/json")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"{}"[..]));
+    let (_connection, mut events) = open(addr, "/events", None).await;
+    assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
+    assert_eq!(closes.reasons(), []);
+}
+
+#[tokio::test]
 async fn no_content_tells_the_client_to_stop() {
     let closes = CloseRecorder::new();
     let route = warp::path("events")
