@@ -64,12 +64,21 @@
 //!
 //! SSE responses never end by themselves, so `axum::serve`'s graceful
 //! shutdown would wait for them for ever. Trigger the config's
-//! [`Shutdown`](crate::Shutdown) from the shutdown future: every stream ends
-//! (after the [`Farewell`](crate::Farewell), if any), and the server finishes.
+//! [`Shutdown`](crate::Shutdown) from the shutdown future: every stream whose
+//! connection can still be written to ends at once (after the
+//! [`Farewell`](crate::Farewell), if any). A client that has stopped reading
+//! blocks its connection's writes, and hyper then never polls its body again:
+//! serve through a [`GuardedListener`], whose [`ConnectionGuard`] closes such a
+//! connection once the grace period after the trigger has passed (and any
+//! connection whose writes make no progress for the write timeout). The
+//! server then completes within the grace period.
 //!
 //! ```no_run
+//! use std::time::Duration;
+//!
 //! use axum::Router;
-//! use tower_sse::{Shutdown, SseConfig, SseConfigLayer};
+//! use tower_sse::axum::GuardedListener;
+//! use tower_sse::{ConnectionGuard, ConnectionStatus, Shutdown, SseConfig, SseConfigLayer};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> std::io::Result<()> {
@@ -77,13 +86,20 @@
 //! let app = Router::new() // .route(..) with SSE handlers
 //!     .layer(SseConfigLayer::new(SseConfig::new().shutdown(shutdown.clone())));
 //!
+//! let guard = ConnectionGuard::new()
+//!     .shutdown(shutdown.clone())
+//!     .shutdown_grace(Duration::from_secs(5));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app)
-//!     .with_graceful_shutdown(async move {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!         shutdown.trigger();
-//!     })
-//!     .await
+//! axum::serve(
+//!     GuardedListener::new(listener, guard),
+//!     // Hands each request its connection's status, for the close hook.
+//!     app.into_make_service_with_connect_info::<ConnectionStatus>(),
+//! )
+//! .with_graceful_shutdown(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     shutdown.trigger();
+//! })
+//! .await
 //! # }
 //! ```
 //!

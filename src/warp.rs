@@ -56,9 +56,18 @@
 //!
 //! Trigger the config's [`Shutdown`](crate::Shutdown) from warp's graceful
 //! future: every stream ends (after the [`Farewell`](crate::Farewell), if any),
-//! and the server finishes.
+//! and the server finishes once every connection has. A client that stopped
+//! reading blocks its connection, and `warp::serve` takes no listener but its
+//! own, so bound the wait with
+//! [`Shutdown::within_grace`](crate::Shutdown::within_grace) (the stalled
+//! connections are left to end with the runtime). To close stalled
+//! connections themselves (and time out slow writes), serve
+//! `warp::service(routes)` with hyper over a
+//! [`ConnectionGuard`](crate::ConnectionGuard).
 //!
 //! ```no_run
+//! use std::time::Duration;
+//!
 //! use tower_sse::warp::apply_config;
 //! use tower_sse::{Shutdown, SseConfig};
 //! use warp::Filter;
@@ -70,14 +79,16 @@
 //! let routes = apply_config(routes, SseConfig::new().shutdown(shutdown.clone()));
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3030").await?;
-//! warp::serve(routes)
+//! let signal = shutdown.clone();
+//! let server = warp::serve(routes)
 //!     .incoming(listener)
 //!     .graceful(async move {
 //!         let _ = tokio::signal::ctrl_c().await;
-//!         shutdown.trigger();
+//!         signal.trigger();
 //!     })
-//!     .run()
-//!     .await;
+//!     .run();
+//! // Done when every connection has closed, or 5 s after Ctrl-C.
+//! let _ = shutdown.within_grace(Duration::from_secs(5), server).await;
 //! # Ok(())
 //! # }
 //! ```
