@@ -75,7 +75,7 @@
 //! # #[tokio::main]
 //! # async fn main() -> std::io::Result<()> {
 //! let shutdown = Shutdown::new();
-//! let routes = warp::any().map(|| "routes with SSE replies");
+//! let routes = warp::path::end().map(|| "routes with SSE replies");
 //! let routes = apply_config(routes, SseConfig::new().shutdown(shutdown.clone()));
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3030").await?;
@@ -263,7 +263,7 @@ pub fn last_event_id()
 /// # async fn main() {
 /// let filter = tower_sse::warp::last_event_id_header();
 /// let header = warp::test::request()
-///     .header("last-event-id", "a\u{7f}")
+///     .header("last-event-id", "a\tb")
 ///     .filter(&filter)
 ///     .await
 ///     .unwrap();
