@@ -593,6 +593,11 @@ fn fail<S>(
     error: BoxError,
 ) -> Option<Result<Frame<Bytes>, BoxError>> {
     if error.is::<Lagged>() {
+        // What is still buffered for a client that fell behind is not worth
+        // waiting for: a guarded connection closes at its next blocked write.
+        if let Some(connection) = rare.as_deref().and_then(|rare| rare.connection.as_ref()) {
+            connection.abandon();
+        }
         end(stream, config, rare, reported, CloseReason::Lagged);
         return None;
     }

@@ -35,8 +35,15 @@ use crate::shutdown::{Shutdown, Watcher};
 ///   default), at its first blocked write; the close hook hears
 ///   [`CloseReason::Shutdown`](crate::CloseReason::Shutdown).
 ///
-/// The server then closes the connection. Writes that go through cost one
-/// extra branch; a timer is armed only when a write blocks.
+/// The server then closes the connection. And when an SSE stream on it ends
+/// because it yielded [`Lagged`](crate::Lagged), its blocked writes fail at
+/// once, rather than wait for the client to drain what the server still
+/// holds for it (the close hook has heard `Lagged`). While the socket is
+/// blocked the server stops polling the body, so a stream cut then is only
+/// seen once the client reads a little, or ends with the write timeout.
+///
+/// Writes that go through cost one extra branch; a timer is armed only when
+/// a write blocks.
 ///
 /// Wrap each accepted connection with [`wrap`](ConnectionGuard::wrap) (with
 /// axum, wrap the listener: `tower_sse::axum::GuardedListener`), and give
@@ -157,6 +164,9 @@ pub struct ConnectionStatus(Arc<AtomicU8>);
 const OPEN: u8 = 0;
 const WRITE_TIMED_OUT: u8 = 1;
 const SHUTDOWN_GRACE_ELAPSED: u8 = 2;
+// A stream on the connection was cut for lag: its blocked writes fail at once
+// rather than wait for the client to drain what is buffered.
+const ABANDONED: u8 = 3;
 
 impl ConnectionStatus {
     fn new() -> Self {
@@ -173,6 +183,18 @@ impl ConnectionStatus {
     /// when the shutdown grace period ended.
     pub fn is_shutdown_grace_elapsed(&self) -> bool {
         self.0.load(Ordering::Acquire) == SHUTDOWN_GRACE_ELAPSED
+    }
+
+    /// A stream served on this connection was cut for lag: the connection is
+    /// closed at its next blocked write, without waiting for the client to
+    /// drain what the server still buffers for it. A connection that can be
+    /// written to finishes its response normally.
+    pub(crate) fn abandon(&self) {
+        self.close(ABANDONED);
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDONED
     }
 
     fn close(&self, why: u8) {
@@ -211,6 +233,7 @@ impl fmt::Debug for ConnectionStatus {
         let state = match self.0.load(Ordering::Acquire) {
             WRITE_TIMED_OUT => "write timed out",
             SHUTDOWN_GRACE_ELAPSED => "shutdown grace elapsed",
+            ABANDONED => "abandoned for lag",
             _ => "open",
         };
         f.debug_tuple("ConnectionStatus").field(&state).finish()
@@ -270,6 +293,12 @@ impl Stall {
     /// A write is blocked: fails it when a deadline has passed, and otherwise
     /// arms the timer of the earliest one.
     fn blocked<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if self.status.is_abandoned() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection writes blocked after its stream was cut for lag",
+            )));
+        }
         let now = Instant::now();
         let since = *self.since.get_or_insert(now);
         let mut deadline = self

@@ -42,11 +42,16 @@ fn large_event() -> EncodedEvent {
         .unwrap()
 }
 
+fn http1() -> hyper::server::conn::http1::Builder {
+    hyper::server::conn::http1::Builder::new()
+}
+
 /// Serves the first connection on a fresh 127.0.0.1 port through `guard`,
 /// with `service` behind `SseLayer`; each request carries the connection's
 /// `ConnectionStatus`. Returns the address, the status, and the connection's
 /// outcome.
 async fn serve_one_guarded<St>(
+    http1: hyper::server::conn::http1::Builder,
     guard: ConnectionGuard,
     config: SseConfig,
     make_stream: impl Fn() -> St + Clone + Send + 'static,
@@ -76,7 +81,7 @@ where
                 let stream = make_stream();
                 async move { Ok::<_, Infallible>(Response::new(stream)) }
             }));
-        hyper::server::conn::http1::Builder::new()
+        http1
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
             .await
     });
@@ -89,8 +94,10 @@ async fn stalled_client_is_closed_after_the_write_timeout_and_reported() {
     let guard = ConnectionGuard::new().write_timeout(WRITE_TIMEOUT);
     let config = SseConfig::new().on_close(closes.hook());
     let event = large_event();
-    let (addr, status, server) =
-        serve_one_guarded(guard, config, move || stream::repeat(event.clone())).await;
+    let (addr, status, server) = serve_one_guarded(http1(), guard, config, move || {
+        stream::repeat(event.clone())
+    })
+    .await;
 
     let mut client = open_stalled(addr, "/events").await;
     let status = status.await.unwrap();
@@ -116,7 +123,7 @@ async fn lagged_stream_of_a_stalled_client_gets_its_connection_closed() {
     let config = SseConfig::new().on_close(closes.hook());
     let (sender, events) = channel::<Result<EncodedEvent, Lagged>>();
     let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events)));
-    let (addr, status, server) = serve_one_guarded(guard, config, move || {
+    let (addr, status, server) = serve_one_guarded(http1(), guard, config, move || {
         events.lock().unwrap().take().expect("one request")
     })
     .await;
@@ -137,6 +144,41 @@ async fn lagged_stream_of_a_stalled_client_gets_its_connection_closed() {
     assert_eq!(closes.wait_for(1).await, [CloseReason::WriteTimeout]);
     // The stream was dropped with the connection.
     assert!(sender.send(Ok(event)).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn lagged_stream_seen_while_the_socket_is_blocked_closes_the_connection_at_once() {
+    let closes = CloseRecorder::new();
+    // No write timeout: only the cut can close the connection.
+    let guard = ConnectionGuard::new().without_write_timeout();
+    let config = SseConfig::new().on_close(closes.hook());
+    let (sender, events) = channel::<Result<EncodedEvent, Lagged>>();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events)));
+    // A write buffer larger than the whole stream: the server keeps polling
+    // the body while the socket is blocked, so the body sees the cut then.
+    let mut http1 = http1();
+    http1.writev(false).max_buf_size(64 << 20);
+    let (addr, status, server) = serve_one_guarded(http1, guard, config, move || {
+        events.lock().unwrap().take().expect("one request")
+    })
+    .await;
+
+    let mut client = open_stalled(addr, "/events").await;
+    let status = status.await.unwrap();
+    let event = large_event();
+    for _ in 0..400 {
+        sender.send(Ok(event.clone())).unwrap();
+    }
+    sender.send(Err(Lagged::new())).unwrap();
+
+    let outcome = within("the server connection", server).await.unwrap();
+    assert!(
+        outcome.is_err(),
+        "the connection ended cleanly: {outcome:?}"
+    );
+    assert_eq!(closes.reasons(), [CloseReason::Lagged]);
+    assert!(!status.is_write_timed_out());
+    read_until_closed(&mut client).await;
 }
 
 #[tokio::test(start_paused = true)]
