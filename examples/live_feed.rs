@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Interval, MissedTickBehavior};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_sse::{
-    BoxError, ConnectionGuard, Event, Farewell, LastEventId, Shutdown, SseBody, SseConfig,
+    BoxError, ConnectionGuard, Event, Farewell, LastEventIdHeader, Shutdown, SseBody, SseConfig,
     SseLayer, Stream,
 };
 
@@ -155,13 +155,17 @@ async fn main() -> Result<(), BoxError> {
 /// The handler behind `SseLayer`: a feed for one client, resumed after the
 /// last event it saw.
 async fn feed(request: Request<Incoming>) -> Result<Response<Feed>, Infallible> {
-    let last = request.extensions().get::<LastEventId>();
+    let last = request.extensions().get::<LastEventIdHeader>();
     let next_id = last
+        .and_then(LastEventIdHeader::valid)
         .and_then(|id| id.parse::<u64>().ok())
         .map_or(1, |id| id.saturating_add(1));
     match last {
-        Some(last) => println!("client resumes after id {last}"),
-        None => println!("new client"),
+        Some(LastEventIdHeader::Valid(last)) => println!("client resumes after id {last}"),
+        // Prices are live data with nothing to replay: a client whose id is
+        // unusable simply gets the current prices.
+        Some(LastEventIdHeader::Invalid(why)) => println!("client id unusable ({why}): live"),
+        _ => println!("new client"),
     }
     Ok(Response::new(Feed::starting_at(next_id)))
 }

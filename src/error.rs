@@ -147,7 +147,7 @@ impl std::error::Error for Lagged {}
 
 /// A server did not finish within the shutdown grace period; returned by
 /// [`Shutdown::within_grace`](crate::Shutdown::within_grace).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GraceElapsed(());
 
 impl GraceElapsed {
