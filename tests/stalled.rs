@@ -274,7 +274,8 @@ mod axum_serve {
     }
 
     /// Serves `app` with `guard` on a fresh 127.0.0.1 port until `shutdown`
-    /// is triggered, for at most twice the grace period after that.
+    /// is triggered, and for at most a second more than the guard's grace
+    /// period after that (the paused clock makes this exact).
     async fn serve(
         app: Router,
         guard: ConnectionGuard,
@@ -291,7 +292,11 @@ mod axum_serve {
         )
         .with_graceful_shutdown(async move { signal.triggered().await });
         let shutdown = shutdown.clone();
-        let task = tokio::spawn(async move { shutdown.within_grace(GRACE * 2, server).await });
+        let task = tokio::spawn(async move {
+            shutdown
+                .within_grace(GRACE + Duration::from_secs(1), server)
+                .await
+        });
         (addr, task)
     }
 
