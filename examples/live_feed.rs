@@ -14,7 +14,10 @@
 //! Ctrl-C stops accepting connections and triggers the [`Shutdown`] signal:
 //! every open stream gets a farewell event with a jittered `retry:` and ends,
 //! hyper closes each connection once its response is done, and the server
-//! exits when the last connection has closed.
+//! exits when the last connection has closed. Every connection is guarded
+//! ([`ConnectionGuard`]): one whose client stops reading is closed after 30 s
+//! without progress, or 5 s after Ctrl-C, so it can hold neither memory nor
+//! the shutdown for long.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,7 +37,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Interval, MissedTickBehavior};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_sse::{
-    BoxError, Event, Farewell, LastEventId, Shutdown, SseBody, SseConfig, SseLayer, Stream,
+    BoxError, ConnectionGuard, Event, Farewell, LastEventIdHeader, Shutdown, SseBody, SseConfig,
+    SseLayer, Stream,
 };
 
 const PRICE_EVERY: Duration = Duration::from_millis(500);
@@ -61,6 +65,11 @@ async fn main() -> Result<(), BoxError> {
                 .retry_between(Duration::from_secs(1), Duration::from_secs(5)),
         )
         .on_close(|reason| println!("stream closed: {reason}"));
+    // Blocked writes fail after 30 s without progress, or 5 s after Ctrl-C.
+    let guard = ConnectionGuard::new()
+        .write_timeout(Duration::from_secs(30))
+        .shutdown(shutdown.clone())
+        .shutdown_grace(Duration::from_secs(5));
     let feed = ServiceBuilder::new()
         .layer(SseLayer::with_config(config))
         .service_fn(feed);
@@ -94,10 +103,19 @@ async fn main() -> Result<(), BoxError> {
             },
             _ = ctrl_c.as_mut() => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        let io = guard.wrap(stream);
+        // The requests carry their connection's status, so that a stream on
+        // a connection closed for stalling reports `write timeout`.
+        let status = io.status();
+        let app = app.clone();
+        let service =
+            TowerToHyperService::new(service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(status.clone());
+                app.clone().oneshot(request)
+            }));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(io), service);
             let mut connection = pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,
@@ -137,13 +155,17 @@ async fn main() -> Result<(), BoxError> {
 /// The handler behind `SseLayer`: a feed for one client, resumed after the
 /// last event it saw.
 async fn feed(request: Request<Incoming>) -> Result<Response<Feed>, Infallible> {
-    let last = request.extensions().get::<LastEventId>();
+    let last = request.extensions().get::<LastEventIdHeader>();
     let next_id = last
+        .and_then(LastEventIdHeader::valid)
         .and_then(|id| id.parse::<u64>().ok())
         .map_or(1, |id| id.saturating_add(1));
     match last {
-        Some(last) => println!("client resumes after id {last}"),
-        None => println!("new client"),
+        Some(LastEventIdHeader::Valid(last)) => println!("client resumes after id {last}"),
+        // Prices are live data with nothing to replay: a client whose id is
+        // unusable simply gets the current prices.
+        Some(LastEventIdHeader::Invalid(why)) => println!("client id unusable ({why}): live"),
+        _ => println!("new client"),
     }
     Ok(Response::new(Feed::starting_at(next_id)))
 }

@@ -12,7 +12,9 @@
 //! - `GET /` is a page that shows the ticks and the connection state.
 //!
 //! Ctrl-C ends every stream with a farewell event and a jittered `retry:`,
-//! and the server exits once the streams are closed.
+//! and the server exits once the streams are closed, or 5 s after Ctrl-C if
+//! a client that stopped reading holds its connection (`warp::serve` takes no
+//! guarded listener, so the bound is `Shutdown::within_grace`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,16 +63,19 @@ async fn main() -> Result<(), BoxError> {
     let routes = apply_config(page.or(ticks), config);
 
     println!("warp_ticker: open http://{addr}/ (Ctrl-C to stop)");
-    warp::serve(routes)
+    let signal = shutdown.clone();
+    let server = warp::serve(routes)
         .incoming(listener)
         .graceful(async move {
             let _ = tokio::signal::ctrl_c().await;
             println!("shutting down: ending every stream");
-            shutdown.trigger();
+            signal.trigger();
         })
-        .run()
-        .await;
-    println!("bye");
+        .run();
+    match shutdown.within_grace(Duration::from_secs(5), server).await {
+        Ok(()) => println!("bye"),
+        Err(_) => println!("bye, leaving stalled connections behind"),
+    }
     Ok(())
 }
 

@@ -6,8 +6,11 @@
 //! error event, close hook) is set once, by layering
 //! [`SseConfigLayer`](crate::SseConfigLayer) around the router; a response
 //! that needs a policy of its own sets it with [`SseResponse::config`].
-//! [`LastEventId`] is an extractor, usually taken as `Option<LastEventId>`
-//! since a client's first request has none.
+//! [`LastEventIdHeader`] is an extractor that tells a missing header from an
+//! invalid one (pass it to the hub with
+//! [`for_resume`](LastEventIdHeader::for_resume)); [`LastEventId`] is one
+//! too, usually taken as `Option<LastEventId>` since a client's first request
+//! has none.
 //!
 //! ```
 //! use std::time::Duration;
@@ -61,12 +64,21 @@
 //!
 //! SSE responses never end by themselves, so `axum::serve`'s graceful
 //! shutdown would wait for them for ever. Trigger the config's
-//! [`Shutdown`](crate::Shutdown) from the shutdown future: every stream ends
-//! (after the [`Farewell`](crate::Farewell), if any), and the server finishes.
+//! [`Shutdown`](crate::Shutdown) from the shutdown future: every stream whose
+//! connection can still be written to ends at once (after the
+//! [`Farewell`](crate::Farewell), if any). A client that has stopped reading
+//! blocks its connection's writes, and hyper then never polls its body again:
+//! serve through a [`GuardedListener`], whose [`ConnectionGuard`] closes such a
+//! connection once the grace period after the trigger has passed (and any
+//! connection whose writes make no progress for the write timeout). The
+//! server then completes within the grace period.
 //!
 //! ```no_run
+//! use std::time::Duration;
+//!
 //! use axum::Router;
-//! use tower_sse::{Shutdown, SseConfig, SseConfigLayer};
+//! use tower_sse::axum::GuardedListener;
+//! use tower_sse::{ConnectionGuard, ConnectionStatus, Shutdown, SseConfig, SseConfigLayer};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> std::io::Result<()> {
@@ -74,13 +86,20 @@
 //! let app = Router::new() // .route(..) with SSE handlers
 //!     .layer(SseConfigLayer::new(SseConfig::new().shutdown(shutdown.clone())));
 //!
+//! let guard = ConnectionGuard::new()
+//!     .shutdown(shutdown.clone())
+//!     .shutdown_grace(Duration::from_secs(5));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app)
-//!     .with_graceful_shutdown(async move {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!         shutdown.trigger();
-//!     })
-//!     .await
+//! axum::serve(
+//!     GuardedListener::new(listener, guard),
+//!     // Hands each request its connection's status, for the close hook.
+//!     app.into_make_service_with_connect_info::<ConnectionStatus>(),
+//! )
+//! .with_graceful_shutdown(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     shutdown.trigger();
+//! })
+//! .await
 //! # }
 //! ```
 //!
@@ -99,9 +118,13 @@ use futures_core::Stream;
 use http::StatusCode;
 use http::request::Parts;
 
+use ::axum::extract::connect_info::Connected;
+use ::axum::serve::{IncomingStream, Listener};
+
 use crate::config::SseConfig;
+use crate::connection::{ConnectionGuard, ConnectionStatus, GuardedIo};
 use crate::event::IntoEncodedEvent;
-use crate::last_event_id::{LastEventId, Unusable};
+use crate::last_event_id::{LastEventId, LastEventIdHeader, Unusable};
 use crate::response::stream_response;
 
 /// An axum response that streams events as `text/event-stream`.
@@ -177,9 +200,10 @@ impl<S> fmt::Debug for SseResponse<S> {
 /// Extracts the client's `Last-Event-ID`.
 ///
 /// As `LastEventId`, a request without a valid header is rejected with
-/// [`LastEventIdRejection`] (`400 Bad Request`). As `Option<LastEventId>`, the
-/// usual form for an SSE endpoint, a missing or invalid header is `None`. A
-/// header sent more than once counts as invalid.
+/// [`LastEventIdRejection`] (`400 Bad Request`). As `Option<LastEventId>`, a
+/// missing or invalid header is `None`. A header sent more than once counts as
+/// invalid. To tell a missing header from an invalid one without rejecting
+/// (a browser never retries after a `400`), extract [`LastEventIdHeader`].
 impl<S> FromRequestParts<S> for LastEventId {
     type Rejection = LastEventIdRejection;
 
@@ -202,6 +226,32 @@ impl<S> OptionalFromRequestParts<S> for LastEventId {
     }
 }
 
+/// Extracts the client's `Last-Event-ID` as absent, valid or invalid; never
+/// rejects.
+///
+/// ```
+/// use tower_sse::LastEventIdHeader;
+///
+/// async fn handler(last_event_id: LastEventIdHeader) -> String {
+///     match last_event_id {
+///         LastEventIdHeader::Absent => "a new client".to_owned(),
+///         LastEventIdHeader::Valid(id) => format!("resume after {id}"),
+///         LastEventIdHeader::Invalid(error) => format!("resync: {error}"),
+///     }
+/// }
+/// # let _ = axum::Router::<()>::new().route("/", axum::routing::get(handler));
+/// ```
+impl<S> FromRequestParts<S> for LastEventIdHeader {
+    type Rejection = std::convert::Infallible;
+
+    fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        ready(Ok(LastEventIdHeader::from_headers(&parts.headers)))
+    }
+}
+
 /// The rejection of the [`LastEventId`] extractor: the request had no valid
 /// `Last-Event-ID` header. Answers `400 Bad Request`.
 #[derive(Debug)]
@@ -218,7 +268,6 @@ impl fmt::Display for LastEventIdRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Unusable::Missing => f.write_str("missing last-event-id header"),
-            Unusable::Repeated => f.write_str("last-event-id header sent more than once"),
             Unusable::Invalid(error) => fmt::Display::fmt(error, f),
         }
     }
@@ -228,7 +277,7 @@ impl std::error::Error for LastEventIdRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.0 {
             Unusable::Invalid(error) => Some(error),
-            _ => None,
+            Unusable::Missing => None,
         }
     }
 }
@@ -236,5 +285,101 @@ impl std::error::Error for LastEventIdRejection {
 impl IntoResponse for LastEventIdRejection {
     fn into_response(self) -> Response {
         (StatusCode::BAD_REQUEST, self.to_string()).into_response()
+    }
+}
+
+/// A listener for `axum::serve` whose connections are guarded by a
+/// [`ConnectionGuard`]: blocked writes fail after the write timeout, or once
+/// the shutdown grace period has passed, so that a client that stops reading
+/// cannot hold its connection, or the server's graceful shutdown, for ever.
+///
+/// Serve the router with
+/// `into_make_service_with_connect_info::<ConnectionStatus>()`: each request
+/// then carries its connection's [`ConnectionStatus`] (as
+/// `ConnectInfo<ConnectionStatus>`), and an
+/// [`SseConfigLayer`](crate::SseConfigLayer) around the router hands it to
+/// the SSE responses, whose close hook then hears
+/// [`CloseReason::WriteTimeout`](crate::CloseReason::WriteTimeout) when their
+/// connection was closed for stalling.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use axum::Router;
+/// use tower_sse::axum::GuardedListener;
+/// use tower_sse::{ConnectionGuard, ConnectionStatus, Shutdown, SseConfig, SseConfigLayer};
+///
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// let shutdown = Shutdown::new();
+/// let app = Router::new() // .route(..) with SSE handlers
+///     .layer(SseConfigLayer::new(SseConfig::new().shutdown(shutdown.clone())));
+///
+/// let guard = ConnectionGuard::new()
+///     .write_timeout(Duration::from_secs(30))
+///     .shutdown(shutdown.clone())
+///     .shutdown_grace(Duration::from_secs(5));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let server = axum::serve(
+///     GuardedListener::new(listener, guard),
+///     app.into_make_service_with_connect_info::<ConnectionStatus>(),
+/// )
+/// .with_graceful_shutdown({
+///     let shutdown = shutdown.clone();
+///     async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         shutdown.trigger();
+///     }
+/// });
+/// // Stalled connections are closed 5 s after the trigger; this bound is the
+/// // last line for anything else that would hold the server.
+/// match shutdown.within_grace(Duration::from_secs(10), server).await {
+///     Ok(result) => result,
+///     Err(_) => Ok(()),
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct GuardedListener<L> {
+    listener: L,
+    guard: ConnectionGuard,
+}
+
+impl<L> GuardedListener<L> {
+    /// Guards every connection `listener` accepts with `guard`.
+    pub fn new(listener: L, guard: ConnectionGuard) -> Self {
+        Self { listener, guard }
+    }
+
+    /// The wrapped listener.
+    pub fn get_ref(&self) -> &L {
+        &self.listener
+    }
+
+    /// The wrapped listener, consuming the guard.
+    pub fn into_inner(self) -> L {
+        self.listener
+    }
+}
+
+impl<L: Listener> Listener for GuardedListener<L> {
+    type Io = GuardedIo<L::Io>;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = self.listener.accept().await;
+        (self.guard.wrap(io), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The connection's [`ConnectionStatus`] as axum's `ConnectInfo`, for
+/// `into_make_service_with_connect_info::<ConnectionStatus>()`.
+impl<L: Listener> Connected<IncomingStream<'_, GuardedListener<L>>> for ConnectionStatus {
+    fn connect_info(stream: IncomingStream<'_, GuardedListener<L>>) -> Self {
+        stream.io().status()
     }
 }

@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::config::{CloseReason, ConfigSlot, SseConfig};
+use crate::connection::ConnectionStatus;
 use crate::error::{BoxError, Lagged};
 use crate::event::IntoEncodedEvent;
 use crate::keep_alive::KeepAlive;
@@ -101,8 +102,11 @@ pin_project! {
 /// The parts of a body's state that most bodies do without.
 #[derive(Default)]
 struct Rare {
-    // Until the first poll, the policy an outer layer may provide.
+    // Until the first poll, what an outer layer may provide.
     slot: Option<ConfigSlot>,
+    // The guarded connection the body is served on, to tell a client gone
+    // from a connection closed for stalling.
+    connection: Option<ConnectionStatus>,
     max_age: Option<Pin<Box<Sleep>>>,
     shutdown: Option<Watcher>,
     // An event that did not fit into the previous frame.
@@ -114,6 +118,7 @@ struct Rare {
 impl Rare {
     fn is_empty(&self) -> bool {
         self.slot.is_none()
+            && self.connection.is_none()
             && self.max_age.is_none()
             && self.shutdown.is_none()
             && self.carried.is_none()
@@ -146,17 +151,25 @@ impl<S> SseBody<S> {
         }
     }
 
-    /// A body whose policy is taken from `slot` at the first poll when an
-    /// outer [`SseConfigLayer`](crate::SseConfigLayer) has filled it, and is
-    /// the default otherwise.
+    /// A body that reads `slot` at the first poll: its policy is `config`,
+    /// else the one an outer [`SseConfigLayer`](crate::SseConfigLayer) put
+    /// in the slot, else the default.
     #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
-    pub(crate) fn with_config_slot(stream: S, slot: ConfigSlot) -> Self {
-        let mut body = Self::new(stream);
+    pub(crate) fn with_config_slot(stream: S, config: Option<SseConfig>, slot: ConfigSlot) -> Self {
+        let mut body = Self::with_config(stream, config.unwrap_or_default());
         body.rare = Some(Box::new(Rare {
             slot: Some(slot),
             ..Rare::default()
         }));
         body
+    }
+
+    /// Tells the body which guarded connection it is served on.
+    pub(crate) fn on_connection(mut self, connection: Option<ConnectionStatus>) -> Self {
+        if connection.is_some() {
+            rare_mut(&mut self.rare).connection = connection;
+        }
+        self
     }
 
     /// A body that ends at once, for responses that carry no stream.
@@ -191,12 +204,18 @@ where
             return Poll::Ready(None);
         };
         if this.last_write.is_none() {
-            start(
+            let refused = start(
                 this.config,
                 this.rare,
                 this.keep_alive.as_mut(),
                 this.last_write,
             );
+            if refused {
+                // Answered `406` by an outer layer: nothing to send or report.
+                this.stream.set(None);
+                *this.reported = true;
+                return Poll::Ready(None);
+            }
         }
         let config = &*this.config;
         let mut carried = None;
@@ -351,15 +370,24 @@ where
 }
 
 /// The first poll: settles the policy (an outer layer's, if it provided one)
-/// and starts the timers it asks for.
+/// and starts the timers it asks for. Returns whether an outer layer refused
+/// the response.
 fn start(
     config: &mut SseConfig,
     rare: &mut Option<Box<Rare>>,
     mut keep_alive: Pin<&mut Option<Sleep>>,
     last_write: &mut Option<Instant>,
-) {
-    if let Some(provided) = resolve_slot(rare) {
-        *config = provided;
+) -> bool {
+    if let Some(slot) = take_slot(rare) {
+        if slot.is_refused() {
+            return true;
+        }
+        if let Some(provided) = slot.get() {
+            *config = provided.clone();
+        }
+        if let Some(connection) = slot.connection() {
+            rare_mut(rare).connection = Some(connection.clone());
+        }
     }
     let now = Instant::now();
     *last_write = Some(now);
@@ -376,12 +404,12 @@ fn start(
     if rare.as_deref().is_some_and(Rare::is_empty) {
         *rare = None;
     }
+    false
 }
 
-/// Takes the policy an outer layer provided, if it did.
-fn resolve_slot(rare: &mut Option<Box<Rare>>) -> Option<SseConfig> {
-    let slot = rare.as_deref_mut()?.slot.take()?;
-    slot.get().cloned()
+/// Takes the slot through which an outer layer provides what it knows.
+fn take_slot(rare: &mut Option<Box<Rare>>) -> Option<ConfigSlot> {
+    rare.as_deref_mut()?.slot.take()
 }
 
 fn rare_mut(rare: &mut Option<Box<Rare>>) -> &mut Rare {
@@ -525,19 +553,34 @@ fn end<S>(
 }
 
 /// Tells the close hook why the body ended, once. A body that ends before
-/// its first poll takes the hook from an outer layer's policy, if any.
+/// its first poll takes the hook from an outer layer's policy, if any. A body
+/// dropped because its guarded connection was closed for stalling reports
+/// why the connection was closed.
 fn report(
     config: &SseConfig,
     rare: &mut Option<Box<Rare>>,
     reported: &mut bool,
-    reason: CloseReason,
+    mut reason: CloseReason,
 ) {
     if std::mem::replace(reported, true) {
         return;
     }
-    let provided = resolve_slot(rare);
+    let slot = take_slot(rare);
+    if slot.as_ref().is_some_and(ConfigSlot::is_refused) {
+        return;
+    }
+    if reason == CloseReason::ClientGone {
+        let connection = rare
+            .as_deref()
+            .and_then(|rare| rare.connection.as_ref())
+            .or_else(|| slot.as_ref().and_then(ConfigSlot::connection));
+        if let Some(closed) = connection.and_then(ConnectionStatus::close_reason) {
+            reason = closed;
+        }
+    }
+    let provided = slot.as_ref().and_then(ConfigSlot::get);
     tracing::debug!(%reason, "sse stream closed");
-    if let Some(hook) = &provided.as_ref().unwrap_or(config).inner().on_close {
+    if let Some(hook) = &provided.unwrap_or(config).inner().on_close {
         hook(reason);
     }
 }
@@ -550,6 +593,11 @@ fn fail<S>(
     error: BoxError,
 ) -> Option<Result<Frame<Bytes>, BoxError>> {
     if error.is::<Lagged>() {
+        // What is still buffered for a client that fell behind is not worth
+        // waiting for: a guarded connection closes at its next blocked write.
+        if let Some(connection) = rare.as_deref().and_then(|rare| rare.connection.as_ref()) {
+            connection.abandon();
+        }
         end(stream, config, rare, reported, CloseReason::Lagged);
         return None;
     }

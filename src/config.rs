@@ -3,9 +3,11 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::connection::ConnectionStatus;
 use crate::error::BoxError;
 use crate::event::{EncodedEvent, Event};
 use crate::jitter;
@@ -32,6 +34,10 @@ pub enum CloseReason {
     /// The event stream yielded [`Lagged`](crate::Lagged): the subscriber fell
     /// too far behind.
     Lagged,
+    /// The connection's writes made no progress for its write timeout (the
+    /// client stopped reading), and the connection was closed; see
+    /// [`ConnectionGuard::write_timeout`](crate::ConnectionGuard::write_timeout).
+    WriteTimeout,
 }
 
 impl fmt::Display for CloseReason {
@@ -43,6 +49,7 @@ impl fmt::Display for CloseReason {
             CloseReason::MaxAge => "max age",
             CloseReason::Error => "error",
             CloseReason::Lagged => "lagged",
+            CloseReason::WriteTimeout => "write timeout",
         })
     }
 }
@@ -274,9 +281,24 @@ impl SseConfig {
         self
     }
 
-    /// Makes [`SseLayer`](crate::SseLayer) answer `406 Not Acceptable`, without
-    /// calling the inner service, to a request whose `Accept` header does not
+    /// Answers `406 Not Acceptable` to a request whose `Accept` header does not
     /// allow `text/event-stream`. A request with no `Accept` header is served.
+    ///
+    /// The check needs the request, so it is made where a request is seen:
+    ///
+    /// - [`SseLayer`](crate::SseLayer) answers `406` without calling the inner
+    ///   service;
+    /// - [`SseConfigLayer`](crate::SseConfigLayer) (and warp's
+    ///   `apply_config`) cannot know before the handler answers whether a
+    ///   route streams events, so the handler runs; its SSE response becomes
+    ///   an empty `406` whose stream is dropped unpolled, with no close
+    ///   reported. Other responses are untouched. It applies to every SSE
+    ///   response inside the layer, including one with a config of its own
+    ///   (inside `SseConfigLayer`, a response whose own config requires it is
+    ///   refused too).
+    ///
+    /// A body or a framework response made with such a config outside these
+    /// layers never sees the request: put the setting on the layer.
     #[must_use]
     pub fn require_accept(mut self, require: bool) -> Self {
         self.inner_mut().require_accept = require;
@@ -322,31 +344,84 @@ impl fmt::Debug for SseConfig {
 }
 
 /// A response extension through which [`SseConfigLayer`](crate::SseConfigLayer)
-/// gives its policy to a body made before the layer saw the response.
+/// (or warp's `apply_config`) gives a body made before it saw the response
+/// what only it knows: the app's policy, the request's connection, and
+/// whether the request refused `text/event-stream`.
 ///
 /// Framework adapters make the SSE body inside the handler, where the app's
 /// policy is not known; the body reads the slot at its first poll.
 #[derive(Clone, Default)]
-pub(crate) struct ConfigSlot(Arc<OnceLock<SseConfig>>);
+pub(crate) struct ConfigSlot(Arc<SlotInner>);
+
+#[derive(Default)]
+struct SlotInner {
+    config: OnceLock<SseConfig>,
+    connection: OnceLock<ConnectionStatus>,
+    refused: AtomicBool,
+    // The response has a config of its own: the layer's is not taken.
+    explicit: bool,
+    // The response's own config requires `Accept: text/event-stream`.
+    requires_accept: bool,
+}
 
 impl ConfigSlot {
+    /// A slot for a response made with `explicit` as its own policy, or
+    /// without one.
     #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
-    pub(crate) fn new() -> Self {
-        Self::default()
+    pub(crate) fn new(explicit: Option<&SseConfig>) -> Self {
+        Self(Arc::new(SlotInner {
+            explicit: explicit.is_some(),
+            requires_accept: explicit.is_some_and(|config| config.inner().require_accept),
+            ..SlotInner::default()
+        }))
     }
 
-    /// Fills the slot; the first policy given wins (the innermost layer).
+    /// Whether the response's own policy requires `Accept: text/event-stream`.
+    #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
+    pub(crate) fn requires_accept(&self) -> bool {
+        self.0.requires_accept
+    }
+
+    /// Fills the slot; the first policy given wins (the innermost layer). A
+    /// response with its own policy keeps it.
     pub(crate) fn set(&self, config: SseConfig) {
-        let _ = self.0.set(config);
+        if !self.0.explicit {
+            let _ = self.0.config.set(config);
+        }
     }
 
     pub(crate) fn get(&self) -> Option<&SseConfig> {
-        self.0.get()
+        self.0.config.get()
+    }
+
+    /// Tells the body which connection it is served on.
+    pub(crate) fn set_connection(&self, connection: ConnectionStatus) {
+        let _ = self.0.connection.set(connection);
+    }
+
+    pub(crate) fn connection(&self) -> Option<&ConnectionStatus> {
+        self.0.connection.get()
+    }
+
+    /// The response was answered `406 Not Acceptable`: the body ends at once,
+    /// unpolled, and reports nothing.
+    #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
+    pub(crate) fn refuse(&self) {
+        self.0.refused.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_refused(&self) -> bool {
+        self.0.refused.load(Ordering::Acquire)
     }
 }
 
 impl fmt::Debug for ConfigSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ConfigSlot").field(&self.0.get()).finish()
+        f.debug_struct("ConfigSlot")
+            .field("config", &self.0.config.get())
+            .field("connection", &self.0.connection.get())
+            .field("refused", &self.is_refused())
+            .field("explicit", &self.0.explicit)
+            .finish()
     }
 }

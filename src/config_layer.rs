@@ -10,6 +10,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::{ConfigSlot, SseConfig};
+use crate::connection::ConnectionStatus;
+use crate::response::{accepts_event_stream, refuse};
 
 /// A [`Layer`] that applies one [`SseConfig`] to every SSE response made
 /// inside it by a framework adapter, whatever the response body type.
@@ -22,6 +24,14 @@ use crate::config::{ConfigSlot, SseConfig};
 /// layer's keep-alive, shutdown signal, maximum age, error policy and close
 /// hook. Other responses pass through untouched. When layers are nested, the
 /// innermost one wins.
+///
+/// The layer also hands each SSE response the request's
+/// [`ConnectionStatus`] (a request extension, or axum's
+/// `ConnectInfo<ConnectionStatus>`), so that a connection closed by a
+/// [`ConnectionGuard`](crate::ConnectionGuard) is reported as such, and
+/// honours [`SseConfig::require_accept`]: an SSE response to a request that
+/// does not accept `text/event-stream` becomes an empty `406 Not Acceptable`
+/// (the handler has run; its stream is dropped unpolled).
 #[derive(Clone, Debug, Default)]
 pub struct SseConfigLayer {
     config: SseConfig,
@@ -79,9 +89,13 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let accepts = accepts_event_stream(request.headers());
+        let connection = ConnectionStatus::of_request(request.extensions());
         ApplySseConfigFuture {
             future: self.inner.call(request),
             config: Some(self.config.clone()),
+            connection,
+            accepts,
         }
     }
 }
@@ -94,6 +108,9 @@ pin_project! {
         #[pin]
         future: F,
         config: Option<SseConfig>,
+        connection: Option<ConnectionStatus>,
+        // The request accepts `text/event-stream`.
+        accepts: bool,
     }
 }
 
@@ -108,7 +125,13 @@ where
         let mut response = ready!(this.future.poll(cx))?;
         if let Some(slot) = response.extensions_mut().remove::<ConfigSlot>() {
             if let Some(config) = this.config.take() {
+                if !*this.accepts && (config.inner().require_accept || slot.requires_accept()) {
+                    refuse(&mut response, &slot);
+                }
                 slot.set(config);
+            }
+            if let Some(connection) = this.connection.take() {
+                slot.set_connection(connection);
             }
         }
         Poll::Ready(Ok(response))

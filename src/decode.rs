@@ -179,9 +179,40 @@ impl Decoder {
     /// browser discards them, and `next_event` returns `Ok(None)`.
     /// [`last_event_id`](Decoder::last_event_id) and
     /// [`reconnection_time`](Decoder::reconnection_time) are kept for the next
-    /// stream.
+    /// stream. To drop the events not yet taken as well (a reader that
+    /// reconnects at once), call [`reset`](Decoder::reset).
     pub fn finish(&mut self) {
         self.ended = true;
+    }
+
+    /// Prepares the decoder for a new connection (a reconnection): discards
+    /// everything the previous connection left, whether taken or not
+    /// (buffered bytes, complete events not yet returned by
+    /// [`next_event`](Decoder::next_event), the pending block, an error), so
+    /// that `next_event` returns `Ok(None)` until bytes of the new stream are
+    /// pushed, and a byte-order mark is stripped again at the new start.
+    ///
+    /// As the WHATWG spec says for a reconnecting `EventSource`, the
+    /// [`last_event_id`](Decoder::last_event_id) and the
+    /// [`reconnection_time`](Decoder::reconnection_time) carry over, and so do
+    /// the limits.
+    ///
+    /// ```
+    /// use tower_sse::decode::Decoder;
+    ///
+    /// let mut decoder = Decoder::new();
+    /// decoder.push(b"id: 7\ndata: seen\n\ndata: not taken\n\n");
+    /// assert_eq!(decoder.next_event()?.map(|event| event.data).as_deref(), Some("seen"));
+    ///
+    /// // The connection dropped: reconnect with `Last-Event-ID: 7`.
+    /// decoder.reset();
+    /// assert_eq!(decoder.next_event()?, None);
+    /// assert_eq!(decoder.last_event_id(), "7");
+    /// # Ok::<(), tower_sse::decode::DecodeError>(())
+    /// ```
+    pub fn reset(&mut self) {
+        self.poisoned = None;
+        self.start_next_stream();
     }
 
     /// Returns the last event id: the value of the last `id` field of a block

@@ -78,24 +78,31 @@ impl std::error::Error for EventError {
 
 /// A `Last-Event-ID` value that cannot be used.
 ///
-/// Returned by [`LastEventId::new`](crate::LastEventId::new); the layer treats
-/// such a header as absent.
-#[derive(Debug)]
+/// Returned by [`LastEventId::new`](crate::LastEventId::new), and carried by
+/// [`LastEventIdHeader::Invalid`](crate::LastEventIdHeader::Invalid) when a
+/// client sent a header that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidLastEventId {
     kind: InvalidLastEventIdKind,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum InvalidLastEventIdKind {
     Empty,
     TooLong,
     NotUtf8,
     ControlCharacter,
+    Repeated,
 }
 
 impl InvalidLastEventId {
     pub(crate) fn new(kind: InvalidLastEventIdKind) -> Self {
         Self { kind }
+    }
+
+    /// Whether the request carried more than one `Last-Event-ID` header.
+    pub fn is_repeated(&self) -> bool {
+        self.kind == InvalidLastEventIdKind::Repeated
     }
 }
 
@@ -106,6 +113,7 @@ impl fmt::Display for InvalidLastEventId {
             InvalidLastEventIdKind::TooLong => "is longer than the limit",
             InvalidLastEventIdKind::NotUtf8 => "is not valid UTF-8",
             InvalidLastEventIdKind::ControlCharacter => "contains a control character",
+            InvalidLastEventIdKind::Repeated => "header sent more than once",
         };
         write!(f, "last-event-id {why}")
     }
@@ -136,3 +144,22 @@ impl fmt::Display for Lagged {
 }
 
 impl std::error::Error for Lagged {}
+
+/// A server did not finish within the shutdown grace period; returned by
+/// [`Shutdown::within_grace`](crate::Shutdown::within_grace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraceElapsed(());
+
+impl GraceElapsed {
+    pub(crate) fn new() -> Self {
+        Self(())
+    }
+}
+
+impl fmt::Display for GraceElapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("server still running at the end of the shutdown grace period")
+    }
+}
+
+impl std::error::Error for GraceElapsed {}

@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 
 use crate::body::SseBody;
 use crate::config::SseConfig;
+use crate::connection::ConnectionStatus;
 use crate::event::IntoEncodedEvent;
 use crate::response::{not_acceptable, sse_response};
 
@@ -27,15 +28,19 @@ pin_project! {
     #[project = KindProj]
     #[derive(Debug)]
     enum Kind<F> {
-        Inner { #[pin] future: F, config: SseConfig },
+        Inner { #[pin] future: F, config: SseConfig, connection: Option<ConnectionStatus> },
         NotAcceptable,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F, config: SseConfig) -> Self {
+    pub(crate) fn new(future: F, config: SseConfig, connection: Option<ConnectionStatus>) -> Self {
         Self {
-            kind: Kind::Inner { future, config },
+            kind: Kind::Inner {
+                future,
+                config,
+                connection,
+            },
         }
     }
 
@@ -56,9 +61,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future, config } => {
+            KindProj::Inner {
+                future,
+                config,
+                connection,
+            } => {
                 let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(sse_response(response, config)))
+                Poll::Ready(Ok(sse_response(response, config, connection.take())))
             }
             KindProj::NotAcceptable => Poll::Ready(Ok(not_acceptable())),
         }

@@ -15,8 +15,12 @@ pub static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// [`SseLayer`](crate::SseLayer) parses the header and puts a `LastEventId` in
 /// the request's extensions when it is valid. The value comes from the client:
 /// treat it as untrusted. A valid value is non-empty UTF-8 of at most
-/// [`MAX_LEN`](LastEventId::MAX_LEN) bytes without control characters;
-/// anything else is treated as absent.
+/// [`MAX_LEN`](LastEventId::MAX_LEN) bytes without control characters, sent
+/// in exactly one header. A `LastEventId` alone cannot tell a client that
+/// sent no id from one that sent an unusable one: to tell them apart (and
+/// resume or resync, never silently restart), read the
+/// [`LastEventIdHeader`] that the layer, the axum extractor and the warp
+/// filter also provide.
 ///
 /// ```
 /// use http::Request;
@@ -33,13 +37,123 @@ pub static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LastEventId(Box<str>);
 
+/// A request's `Last-Event-ID` header as a handler must see it: absent, a
+/// usable id, or sent but unusable.
+///
+/// A client that sent an id must be resumed or told that it cannot be (with
+/// the hub: its `tower-sse-resync` signal), never silently restarted as if it
+/// were new. [`SseLayer`](crate::SseLayer) puts a `LastEventIdHeader` in
+/// every request's extensions (replacing any an outer layer set); with axum it
+/// is an extractor that never rejects, and with warp the
+/// `tower_sse::warp::last_event_id_header()` filter extracts it.
+///
+/// A value is valid when it is non-empty UTF-8 of at most
+/// [`LastEventId::MAX_LEN`] bytes without control characters, in exactly one
+/// header. An empty header counts as absent: it is what a client whose last
+/// event id was reset means.
+///
+/// To pass it on to the hub, or to anything that takes an `Option<&str>` and
+/// treats `None` (or `""`) as "no id", use
+/// [`for_resume`](LastEventIdHeader::for_resume): an invalid header becomes
+/// [`INVALID_MARKER`](LastEventIdHeader::INVALID_MARKER), a non-empty string
+/// that is never a valid id, so the hub answers it with its resync signal.
+///
+/// ```
+/// use http::Request;
+/// use tower_sse::LastEventIdHeader;
+///
+/// let request = Request::get("/events")
+///     .header("last-event-id", "4\t2")
+///     .body(())
+///     .unwrap();
+/// let header = LastEventIdHeader::from_headers(request.headers());
+/// assert!(header.is_invalid());
+/// assert_eq!(header.for_resume(), Some(LastEventIdHeader::INVALID_MARKER));
+///
+/// let request = Request::get("/events").header("last-event-id", "42").body(()).unwrap();
+/// let header = LastEventIdHeader::from_headers(request.headers());
+/// assert_eq!(header.for_resume(), Some("42"));
+///
+/// let request = Request::get("/events").body(()).unwrap();
+/// assert_eq!(LastEventIdHeader::from_headers(request.headers()).for_resume(), None);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LastEventIdHeader {
+    /// No `Last-Event-ID` header (or an empty one): the client has no id.
+    #[default]
+    Absent,
+    /// One header holding a usable id.
+    Valid(LastEventId),
+    /// A header was sent but cannot be used: not UTF-8, too long, holding a
+    /// control character, or sent more than once.
+    Invalid(InvalidLastEventId),
+}
+
+impl LastEventIdHeader {
+    /// What [`for_resume`](LastEventIdHeader::for_resume) gives for an
+    /// invalid header: `"\u{1}invalid-last-event-id"`.
+    ///
+    /// It is not empty (so it is not taken for "no id"), and it starts with a
+    /// control character, so it is never a valid [`LastEventId`] nor an id the
+    /// hub assigned: resuming from it always gets the resync signal.
+    pub const INVALID_MARKER: &'static str = "\u{1}invalid-last-event-id";
+
+    /// Reads the `Last-Event-ID` header of a request's headers.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        match LastEventId::from_single_header(headers) {
+            Ok(id) => Self::Valid(id),
+            Err(Unusable::Missing) => Self::Absent,
+            Err(Unusable::Invalid(error)) => Self::Invalid(error),
+        }
+    }
+
+    /// What to resume from, for the hub's `subscribe` (or anything that takes
+    /// an `Option<&str>`): `None` when absent, the id when valid, and
+    /// [`INVALID_MARKER`](LastEventIdHeader::INVALID_MARKER) when invalid.
+    ///
+    /// ```ignore
+    /// let events = hub.subscribe(["news"], header.for_resume());
+    /// ```
+    pub fn for_resume(&self) -> Option<&str> {
+        match self {
+            Self::Absent => None,
+            Self::Valid(id) => Some(id.as_str()),
+            Self::Invalid(_) => Some(Self::INVALID_MARKER),
+        }
+    }
+
+    /// The valid id, if the client sent one.
+    pub fn valid(&self) -> Option<&LastEventId> {
+        match self {
+            Self::Valid(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The valid id, if the client sent one, consuming the header.
+    pub fn into_valid(self) -> Option<LastEventId> {
+        match self {
+            Self::Valid(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether the request had no `Last-Event-ID` (or an empty one).
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Absent)
+    }
+
+    /// Whether the client sent a `Last-Event-ID` that cannot be used.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, Self::Invalid(_))
+    }
+}
+
 /// Why a request's headers hold no usable `Last-Event-ID`.
 #[derive(Debug)]
-// Only the axum extractor tells the cases apart.
-#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) enum Unusable {
+    /// No header, or an empty one.
     Missing,
-    Repeated,
     Invalid(InvalidLastEventId),
 }
 
@@ -83,7 +197,8 @@ impl LastEventId {
     }
 
     /// The valid `Last-Event-ID` of a request's headers; `None` when the header
-    /// is missing, invalid, or present more than once.
+    /// is missing, invalid, or present more than once. To tell these apart,
+    /// use [`LastEventIdHeader::from_headers`].
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
         Self::from_single_header(headers).ok()
     }
@@ -94,7 +209,12 @@ impl LastEventId {
         let mut values = headers.get_all(&LAST_EVENT_ID).iter();
         let value = values.next().ok_or(Unusable::Missing)?;
         if values.next().is_some() {
-            return Err(Unusable::Repeated);
+            return Err(Unusable::Invalid(InvalidLastEventId::new(
+                InvalidLastEventIdKind::Repeated,
+            )));
+        }
+        if value.is_empty() {
+            return Err(Unusable::Missing);
         }
         Self::from_header_value(value).map_err(Unusable::Invalid)
     }
@@ -173,5 +293,23 @@ mod tests {
         headers.append(&LAST_EVENT_ID, HeaderValue::from_static("1"));
         headers.append(&LAST_EVENT_ID, HeaderValue::from_static("2"));
         assert_eq!(LastEventId::from_headers(&headers), None);
+        let header = LastEventIdHeader::from_headers(&headers);
+        assert!(matches!(header, LastEventIdHeader::Invalid(ref e) if e.is_repeated()));
+    }
+
+    #[test]
+    fn invalid_marker_is_never_a_valid_id() {
+        assert!(!LastEventIdHeader::INVALID_MARKER.is_empty());
+        assert!(LastEventId::new(LastEventIdHeader::INVALID_MARKER).is_err());
+    }
+
+    #[test]
+    fn empty_header_is_absent() {
+        let mut headers = HeaderMap::new();
+        headers.insert(&LAST_EVENT_ID, HeaderValue::from_static(""));
+        assert_eq!(
+            LastEventIdHeader::from_headers(&headers),
+            LastEventIdHeader::Absent
+        );
     }
 }

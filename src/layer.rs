@@ -13,8 +13,10 @@ use crate::service::Sse;
 /// [`Stream`](futures_core::Stream) of events (see
 /// [`IntoEncodedEvent`](crate::IntoEncodedEvent)), so that it can choose the
 /// status and extra headers. The layer applies one [`SseConfig`] to every
-/// stream, and hands the request's valid `Last-Event-ID` to the inner service
-/// as a [`LastEventId`](crate::LastEventId) request extension.
+/// stream, and hands the request's `Last-Event-ID` to the inner service as a
+/// [`LastEventIdHeader`](crate::LastEventIdHeader) request extension (absent,
+/// valid or invalid), plus a [`LastEventId`](crate::LastEventId) extension
+/// when it is valid.
 ///
 /// ```
 /// use std::convert::Infallible;

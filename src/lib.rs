@@ -11,12 +11,18 @@
 //! - **Flushed, batched, pinged.** Every ready event is sent before the body
 //!   waits; ready events share a frame up to a bound; an idle stream is pinged
 //!   after an interval, without a timer operation per event.
-//! - **Resumption.** A valid `Last-Event-ID` reaches the handler as a
-//!   [`LastEventId`] request extension.
+//! - **Resumption.** The `Last-Event-ID` reaches the handler as a
+//!   [`LastEventIdHeader`] request extension (absent, valid or invalid, so an
+//!   unusable id is never mistaken for none), and a valid one as a
+//!   [`LastEventId`].
 //! - **Lifecycle.** A [`Shutdown`] signal ends every open stream so that a
 //!   server's graceful shutdown completes, a maximum age spreads reconnects,
 //!   stream errors end the response cleanly, and a hook is told why each stream
 //!   ended ([`CloseReason`]), including when the client went away.
+//! - **Stalled clients.** A [`ConnectionGuard`] closes a connection whose
+//!   writes make no progress for a write timeout, or that is still blocked
+//!   a grace period after the shutdown signal, so that a client that stops
+//!   reading holds neither memory nor a graceful shutdown for long.
 //! - **A decoder** ([`decode`]) that reads a stream exactly as a browser's
 //!   `EventSource` does, for Rust clients and tests.
 //!
@@ -64,8 +70,8 @@
 //! - `json`: `Event::json_data`, serializing data with `serde_json`.
 //! - `hub`: `tower_sse::hub`, a broadcast hub with topics,
 //!   per-client channels, replay for `Last-Event-ID` and a lag policy.
-//! - `axum`: `tower_sse::axum`, a response type and a `LastEventId`
-//!   extractor for axum 0.8.
+//! - `axum`: `tower_sse::axum`, a response type, `Last-Event-ID` extractors
+//!   and a guarded listener for `axum::serve` (axum 0.8).
 //! - `warp`: `tower_sse::warp`, a reply type and a `last_event_id` filter for
 //!   warp 0.4.
 
@@ -76,6 +82,7 @@
 mod body;
 mod config;
 mod config_layer;
+mod connection;
 mod error;
 mod event;
 mod future;
@@ -101,11 +108,12 @@ pub mod warp;
 pub use body::SseBody;
 pub use config::{CloseReason, Farewell, SseConfig};
 pub use config_layer::{ApplySseConfig, ApplySseConfigFuture, SseConfigLayer};
-pub use error::{BoxError, EventError, InvalidLastEventId, Lagged};
+pub use connection::{ConnectionGuard, ConnectionStatus, GuardedIo};
+pub use error::{BoxError, EventError, GraceElapsed, InvalidLastEventId, Lagged};
 pub use event::{EncodedEvent, Event, IntoEncodedEvent, IntoId};
 pub use future::ResponseFuture;
 pub use keep_alive::KeepAlive;
-pub use last_event_id::{LAST_EVENT_ID, LastEventId};
+pub use last_event_id::{LAST_EVENT_ID, LastEventId, LastEventIdHeader};
 pub use layer::SseLayer;
 pub use service::Sse;
 pub use shutdown::Shutdown;

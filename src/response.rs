@@ -5,6 +5,7 @@ use http::{Response, StatusCode};
 
 use crate::body::SseBody;
 use crate::config::{ConfigSlot, SseConfig};
+use crate::connection::ConnectionStatus;
 
 static TEXT_EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
@@ -19,34 +20,47 @@ static X_ACCEL_BUFFERING: header::HeaderName = header::HeaderName::from_static("
 /// tells a browser to stop reconnecting), is sent with an empty body and the
 /// stream is dropped unpolled. Headers that would break a stream
 /// (`Content-Length`, `Transfer-Encoding`, `Connection`) are removed.
-pub(crate) fn sse_response<S>(response: Response<S>, config: &SseConfig) -> Response<SseBody<S>> {
+pub(crate) fn sse_response<S>(
+    response: Response<S>,
+    config: &SseConfig,
+    connection: Option<ConnectionStatus>,
+) -> Response<SseBody<S>> {
     let (mut parts, stream) = response.into_parts();
     strip_framing_headers(&mut parts.headers);
     if parts.status != StatusCode::OK {
         return Response::from_parts(parts, SseBody::empty());
     }
     set_sse_headers(&mut parts.headers);
-    Response::from_parts(parts, SseBody::with_config(stream, config.clone()))
+    let body = SseBody::with_config(stream, config.clone()).on_connection(connection);
+    Response::from_parts(parts, body)
 }
 
 /// The `200 OK` SSE response that a framework adapter makes inside a handler.
 ///
 /// With an `explicit` config the body uses it. Without one, the body takes its
 /// policy from an outer [`SseConfigLayer`](crate::SseConfigLayer) if there is
-/// one (through a [`ConfigSlot`] response extension), else the default.
+/// one, else the default. Either way the outer layer gives the body, through
+/// a [`ConfigSlot`] response extension, the request's connection, or turns
+/// the response into a `406` (see [`refuse`]).
 #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
 pub(crate) fn stream_response<S>(stream: S, explicit: Option<SseConfig>) -> Response<SseBody<S>> {
-    let mut response = match explicit {
-        Some(config) => Response::new(SseBody::with_config(stream, config)),
-        None => {
-            let slot = ConfigSlot::new();
-            let mut response = Response::new(SseBody::with_config_slot(stream, slot.clone()));
-            response.extensions_mut().insert(slot);
-            response
-        }
-    };
+    let slot = ConfigSlot::new(explicit.as_ref());
+    let mut response = Response::new(SseBody::with_config_slot(stream, explicit, slot.clone()));
+    response.extensions_mut().insert(slot);
     set_sse_headers(response.headers_mut());
     response
+}
+
+/// Turns an SSE response made by a framework adapter into an empty
+/// `406 Not Acceptable`: the body ends at its first poll, with its stream
+/// unpolled and no close reported.
+#[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
+pub(crate) fn refuse<B>(response: &mut Response<B>, slot: &ConfigSlot) {
+    slot.refuse();
+    *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_TYPE);
+    headers.remove(&X_ACCEL_BUFFERING);
 }
 
 /// The `406 Not Acceptable` answer to a request that does not accept

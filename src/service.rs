@@ -8,9 +8,10 @@ use tower_service::Service;
 
 use crate::body::SseBody;
 use crate::config::SseConfig;
+use crate::connection::ConnectionStatus;
 use crate::event::IntoEncodedEvent;
 use crate::future::ResponseFuture;
-use crate::last_event_id::LastEventId;
+use crate::last_event_id::{LastEventId, LastEventIdHeader};
 use crate::response::accepts_event_stream;
 
 /// Middleware that serves an inner service's event stream as an SSE response;
@@ -61,15 +62,16 @@ where
         if self.config.inner().require_accept && !accepts_event_stream(request.headers()) {
             return ResponseFuture::not_acceptable();
         }
-        match LastEventId::from_headers(request.headers()) {
-            Some(id) => {
-                request.extensions_mut().insert(id);
-            }
-            None => {
-                // A value set by an outer layer must not pass for a client's.
-                request.extensions_mut().remove::<LastEventId>();
-            }
-        }
-        ResponseFuture::new(self.inner.call(request), self.config.clone())
+        // Values set by an outer layer must not pass for the client's: both
+        // extensions are replaced or removed.
+        let header = LastEventIdHeader::from_headers(request.headers());
+        let extensions = request.extensions_mut();
+        match header.valid() {
+            Some(id) => extensions.insert(id.clone()),
+            None => extensions.remove::<LastEventId>(),
+        };
+        extensions.insert(header);
+        let connection = ConnectionStatus::of_request(extensions);
+        ResponseFuture::new(self.inner.call(request), self.config.clone(), connection)
     }
 }

@@ -1,13 +1,19 @@
 //! A signal that ends every open stream, for a server's graceful shutdown.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use tokio::sync::{Notify, futures::OwnedNotified};
+use tokio::time::Instant;
+
+use crate::error::GraceElapsed;
 
 /// A shutdown signal shared by every stream served with the same
 /// [`SseConfig`](crate::SseConfig).
@@ -37,6 +43,9 @@ pub struct Shutdown {
 #[derive(Default)]
 struct Inner {
     triggered: AtomicBool,
+    // When the signal was first triggered: the start of every shutdown grace
+    // period.
+    triggered_at: OnceLock<Instant>,
     notify: Arc<Notify>,
 }
 
@@ -48,6 +57,7 @@ impl Shutdown {
 
     /// Ends every stream that watches this signal, now and from now on.
     pub fn trigger(&self) {
+        let _ = self.inner.triggered_at.set(Instant::now());
         self.inner.triggered.store(true, Ordering::Release);
         self.inner.notify.notify_waiters();
     }
@@ -61,6 +71,69 @@ impl Shutdown {
     pub async fn triggered(&self) {
         let mut watcher = self.watch();
         std::future::poll_fn(|cx| watcher.poll_triggered(cx)).await;
+    }
+
+    /// Drives `server` (a server future such as `axum::serve(..)
+    /// .with_graceful_shutdown(..)`) to completion, but for no longer than
+    /// `grace` after this signal is triggered.
+    ///
+    /// A graceful shutdown waits for every open connection; a connection whose
+    /// client has stopped reading may never finish. Guard connections with a
+    /// [`ConnectionGuard`](crate::ConnectionGuard) so that they are closed
+    /// after its grace period; this bound is the last line: whatever still
+    /// runs when `grace` has passed is left behind (connection tasks that the
+    /// server spawned end with the runtime).
+    ///
+    /// # Errors
+    ///
+    /// [`GraceElapsed`] when `grace` passed after the trigger before `server`
+    /// completed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_sse::Shutdown;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let shutdown = Shutdown::new();
+    /// shutdown.trigger();
+    /// // A server that never finishes, bounded:
+    /// let outcome = shutdown
+    ///     .within_grace(Duration::from_secs(5), std::future::pending::<()>())
+    ///     .await;
+    /// assert!(outcome.is_err());
+    /// # }
+    /// ```
+    pub async fn within_grace<F>(
+        &self,
+        grace: Duration,
+        server: F,
+    ) -> Result<F::Output, GraceElapsed>
+    where
+        F: IntoFuture,
+    {
+        let server = server.into_future();
+        let mut server = std::pin::pin!(server);
+        let mut watcher = self.watch();
+        let finished = std::future::poll_fn(|cx| {
+            if let Poll::Ready(output) = server.as_mut().poll(cx) {
+                return Poll::Ready(Some(output));
+            }
+            watcher.poll_triggered(cx).map(|()| None)
+        })
+        .await;
+        if let Some(output) = finished {
+            return Ok(output);
+        }
+        let deadline = self.triggered_at().unwrap_or_else(Instant::now) + grace;
+        tokio::time::timeout_at(deadline, server)
+            .await
+            .map_err(|_| GraceElapsed::new())
+    }
+
+    /// When the signal was first triggered.
+    pub(crate) fn triggered_at(&self) -> Option<Instant> {
+        self.inner.triggered_at.get().copied()
     }
 
     pub(crate) fn watch(&self) -> Watcher {
@@ -93,6 +166,11 @@ impl Watcher {
     /// Checks the flag only: one atomic load, for the hot path.
     pub(crate) fn is_triggered(&self) -> bool {
         self.shutdown.is_triggered()
+    }
+
+    /// When the signal was first triggered.
+    pub(crate) fn triggered_at(&self) -> Option<Instant> {
+        self.shutdown.triggered_at()
     }
 
     /// Checks the flag and registers for a wake-up when it is not set.

@@ -5,8 +5,9 @@
 //! framed by tower-sse's encoder. The policy (keep-alive,
 //! [`Shutdown`](crate::Shutdown), maximum age, error event, close hook) is set
 //! once for all routes with [`apply_config`], or for one reply with
-//! [`SseReply::config`]. [`last_event_id`] extracts the client's
-//! `Last-Event-ID`.
+//! [`SseReply::config`]. [`last_event_id_header`] extracts the client's
+//! `Last-Event-ID` as absent, valid or invalid; [`last_event_id`] only the
+//! valid one.
 //!
 //! ```
 //! use std::time::Duration;
@@ -55,9 +56,18 @@
 //!
 //! Trigger the config's [`Shutdown`](crate::Shutdown) from warp's graceful
 //! future: every stream ends (after the [`Farewell`](crate::Farewell), if any),
-//! and the server finishes.
+//! and the server finishes once every connection has. A client that stopped
+//! reading blocks its connection, and `warp::serve` takes no listener but its
+//! own, so bound the wait with
+//! [`Shutdown::within_grace`](crate::Shutdown::within_grace) (the stalled
+//! connections are left to end with the runtime). To close stalled
+//! connections themselves (and time out slow writes), serve
+//! `warp::service(routes)` with hyper over a
+//! [`ConnectionGuard`](crate::ConnectionGuard).
 //!
 //! ```no_run
+//! use std::time::Duration;
+//!
 //! use tower_sse::warp::apply_config;
 //! use tower_sse::{Shutdown, SseConfig};
 //! use warp::Filter;
@@ -65,18 +75,20 @@
 //! # #[tokio::main]
 //! # async fn main() -> std::io::Result<()> {
 //! let shutdown = Shutdown::new();
-//! let routes = warp::any().map(|| "routes with SSE replies");
+//! let routes = warp::path::end().map(|| "routes with SSE replies");
 //! let routes = apply_config(routes, SseConfig::new().shutdown(shutdown.clone()));
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3030").await?;
-//! warp::serve(routes)
+//! let signal = shutdown.clone();
+//! let server = warp::serve(routes)
 //!     .incoming(listener)
 //!     .graceful(async move {
 //!         let _ = tokio::signal::ctrl_c().await;
-//!         shutdown.trigger();
+//!         signal.trigger();
 //!     })
-//!     .run()
-//!     .await;
+//!     .run();
+//! // Done when every connection has closed, or 5 s after Ctrl-C.
+//! let _ = shutdown.within_grace(Duration::from_secs(5), server).await;
 //! # Ok(())
 //! # }
 //! ```
@@ -99,15 +111,15 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http::HeaderMap;
 use http_body::Body as _;
-use warp::Filter;
 use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
 
 use crate::body::SseBody;
 use crate::config::{ConfigSlot, SseConfig};
 use crate::error::BoxError;
 use crate::event::IntoEncodedEvent;
-use crate::last_event_id::LastEventId;
-use crate::response::stream_response;
+use crate::last_event_id::{LastEventId, LastEventIdHeader};
+use crate::response::{accepts_event_stream, refuse, stream_response};
 
 /// A warp reply that streams events as `text/event-stream`.
 ///
@@ -215,7 +227,8 @@ where
 }
 
 /// A filter that extracts the client's `Last-Event-ID`; `None` when the header
-/// is missing, invalid, or sent more than once. It never rejects.
+/// is missing, invalid, or sent more than once. It never rejects. To tell a
+/// missing header from an invalid one, use [`last_event_id_header`].
 ///
 /// ```
 /// use tower_sse::LastEventId;
@@ -239,11 +252,38 @@ pub fn last_event_id()
     warp::header::headers_cloned().map(|headers: HeaderMap| LastEventId::from_headers(&headers))
 }
 
+/// A filter that extracts the client's `Last-Event-ID` as a
+/// [`LastEventIdHeader`]: absent, valid, or sent but invalid (including sent
+/// more than once). It never rejects.
+///
+/// ```
+/// use tower_sse::LastEventIdHeader;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let filter = tower_sse::warp::last_event_id_header();
+/// let header = warp::test::request()
+///     .header("last-event-id", "a\tb")
+///     .filter(&filter)
+///     .await
+///     .unwrap();
+/// assert!(header.is_invalid());
+/// assert_eq!(header.for_resume(), Some(LastEventIdHeader::INVALID_MARKER));
+/// # }
+/// ```
+pub fn last_event_id_header()
+-> impl Filter<Extract = (LastEventIdHeader,), Error = Infallible> + Clone + Send + Sync + 'static {
+    warp::header::headers_cloned()
+        .map(|headers: HeaderMap| LastEventIdHeader::from_headers(&headers))
+}
+
 /// Applies `config` to every [`SseReply`] made by `filter` that has no policy
 /// of its own: warp's counterpart of [`SseConfigLayer`](crate::SseConfigLayer).
 ///
 /// Other replies pass through untouched. When several are nested, the
-/// innermost wins.
+/// innermost wins. With [`SseConfig::require_accept`], an SSE reply to a
+/// request that does not accept `text/event-stream` becomes an empty
+/// `406 Not Acceptable` (its stream is dropped unpolled).
 ///
 /// ```
 /// use futures_util::stream;
@@ -261,14 +301,22 @@ pub fn last_event_id()
 pub fn apply_config<F, R>(
     filter: F,
     config: SseConfig,
-) -> impl Filter<Extract = (Response,), Error = F::Error> + Clone + Send + Sync + 'static
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static
 where
-    F: Filter<Extract = (R,)> + Clone + Send + Sync + 'static,
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    filter.map(move |reply: R| {
+    let require_accept = config.inner().require_accept;
+    // warp lends no borrowed header map: the map is cloned (its values are
+    // shared `Bytes`), and read only when the policy asks for it.
+    let accepts = warp::header::headers_cloned()
+        .map(move |headers: HeaderMap| !require_accept || accepts_event_stream(&headers));
+    accepts.and(filter).map(move |accepts: bool, reply: R| {
         let mut response = reply.into_response();
         if let Some(slot) = response.extensions_mut().remove::<ConfigSlot>() {
+            if !accepts {
+                refuse(&mut response, &slot);
+            }
             slot.set(config.clone());
         }
         response

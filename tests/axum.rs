@@ -25,8 +25,8 @@ use tower::{ServiceBuilder, service_fn};
 use tower_sse::axum::SseResponse;
 use tower_sse::decode::DecodeStream;
 use tower_sse::{
-    CloseReason, Event, Farewell, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer,
-    SseLayer,
+    CloseReason, Event, Farewell, KeepAlive, LastEventId, LastEventIdHeader, Shutdown, SseConfig,
+    SseConfigLayer, SseLayer,
 };
 
 use support::client::{self, Connection, open_events as open};
@@ -187,6 +187,98 @@ async fn last_event_id_extractor_accepts_only_a_valid_header() {
             "{ids:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn last_event_id_header_extractor_tells_invalid_from_absent() {
+    let app = Router::new().route(
+        "/events",
+        get(|header: LastEventIdHeader| async move {
+            let what = match &header {
+                LastEventIdHeader::Absent => "absent".to_owned(),
+                LastEventIdHeader::Valid(id) => format!("valid {id}"),
+                LastEventIdHeader::Invalid(_) => "invalid".to_owned(),
+            };
+            assert_eq!(
+                header.is_invalid(),
+                header.for_resume() == Some(LastEventIdHeader::INVALID_MARKER)
+            );
+            what
+        }),
+    );
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let cases: [(&[&[u8]], &str); 5] = [
+        (&[], "absent"),
+        (&[b"42"], "valid 42"),
+        (&[b"4\t2"], "invalid"),
+        (&[b"\xff\xfe"], "invalid"),
+        (&[b"1", b"2"], "invalid"),
+    ];
+    for (ids, expected) in cases {
+        let mut request = client::event_source(addr, "/events", None);
+        for id in ids {
+            request
+                .headers_mut()
+                .append("last-event-id", http::HeaderValue::from_bytes(id).unwrap());
+        }
+        let (status, body) = client::fetch(addr, request).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, expected.as_bytes()),
+            "{ids:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn require_accept_through_sse_config_layer_answers_406_to_sse_routes_only() {
+    let closes = CloseRecorder::new();
+    let (stream, polled) = support::PollFlag::new(stream::iter([Event::new().data("x")]));
+    let stream = std::sync::Arc::new(std::sync::Mutex::new(Some(stream)));
+    let app = Router::new()
+        .route(
+            "/events",
+            get(move || {
+                let stream = stream.lock().unwrap().take().expect("one request");
+                async move { SseResponse::new(stream) }
+            }),
+        )
+        .route("/json", get(|| async { "{}" }))
+        .layer(SseConfigLayer::new(
+            SseConfig::new()
+                .require_accept(true)
+                .on_close(closes.hook()),
+        ));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+
+    let json = |path: &str| {
+        let mut request = client::event_source(addr, path, None);
+        request
+            .headers_mut()
+            .insert(header::ACCEPT, "application/json".parse().unwrap());
+        request
+    };
+    let (status, body) = client::fetch(addr, json("/events")).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    assert!(body.is_empty());
+    assert!(!polled.load(std::sync::atomic::Ordering::SeqCst));
+    let (status, body) = client::fetch(addr, json("/json")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"{}"[..]));
+    assert_eq!(closes.reasons(), []);
+}
+
+#[tokio::test]
+async fn require_accept_through_sse_config_layer_serves_an_event_source() {
+    let app = Router::new()
+        .route(
+            "/events",
+            get(|| async { SseResponse::new(stream::iter([Event::new().data("x")])) }),
+        )
+        .layer(SseConfigLayer::new(SseConfig::new().require_accept(true)));
+    let (addr, _server) = serve(app, std::future::pending()).await;
+    let (_connection, events) = open(addr, "/events", None).await;
+    assert_eq!(all_events(events).await, [triple("message", "x", "")]);
 }
 
 #[tokio::test]

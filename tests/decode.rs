@@ -552,6 +552,50 @@ fn push_after_finish_drops_what_was_not_taken() {
     assert_eq!(decoder.next_event().ok(), Some(None));
 }
 
+#[test]
+fn reset_drops_what_the_old_connection_left_but_keeps_id_and_retry() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"retry: 20\nid: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: partial\n");
+    assert_eq!(
+        decoder.next_event().ok(),
+        Some(Some(event("message", "a", "1")))
+    );
+    decoder.finish();
+    decoder.reset();
+    // Not "b": that event belonged to the old connection.
+    assert_eq!(decoder.next_event().ok(), Some(None));
+    assert_eq!(decoder.last_event_id(), "1");
+    assert_eq!(decoder.reconnection_time(), Some(Duration::from_millis(20)));
+
+    // The new stream may start with a BOM again.
+    decoder.push(b"\xEF\xBB\xBFdata: c\n\n");
+    assert_eq!(
+        decoder.next_event().ok(),
+        Some(Some(event("message", "c", "1")))
+    );
+}
+
+#[test]
+fn reset_without_finish_drops_a_half_received_line() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"data: a\n\ndata: half");
+    decoder.reset();
+    decoder.push(b" line\n\n");
+    assert_eq!(decoder.next_event().ok(), Some(None));
+    decoder.push(b"data: fresh\n\n");
+    assert_eq!(decoder.next_event().ok(), Some(Some(message("fresh"))));
+}
+
+#[test]
+fn reset_clears_an_error_of_the_old_connection() {
+    let mut decoder = Decoder::new().max_line_len(8);
+    decoder.push(b"data: far too long\n\n");
+    assert!(decoder.next_event().is_err());
+    decoder.reset();
+    decoder.push(b"data: ok\n\n");
+    assert_eq!(decoder.next_event().ok(), Some(Some(message("ok"))));
+}
+
 // Limits.
 
 #[test]

@@ -16,8 +16,8 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_sse::{
-    CloseReason, Event, Farewell, KeepAlive, LAST_EVENT_ID, LastEventId, Shutdown, SseConfig,
-    SseLayer,
+    CloseReason, Event, Farewell, KeepAlive, LAST_EVENT_ID, LastEventId, LastEventIdHeader,
+    Shutdown, SseConfig, SseLayer,
 };
 
 use support::{CloseRecorder, PollFlag, collect_bytes};
@@ -306,6 +306,67 @@ async fn outer_extension_is_replaced_by_a_valid_header() {
         .insert(LastEventId::new("forged").unwrap());
     let seen = seen_last_event_id(request).await;
     assert_eq!(seen.as_deref(), Some("41"));
+}
+
+/// The `LastEventIdHeader` extension that a handler behind the layer sees.
+async fn seen_last_event_id_header(request: Request<()>) -> Option<LastEventIdHeader> {
+    let seen = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&seen);
+    ServiceBuilder::new()
+        .layer(SseLayer::new())
+        .service(service_fn(move |request: Request<()>| {
+            *slot.lock().unwrap() = Some(request.extensions().get::<LastEventIdHeader>().cloned());
+            async { Ok::<_, Infallible>(Response::new(events(&[]))) }
+        }))
+        .oneshot(request)
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().take();
+    seen.expect("the handler was not called")
+}
+
+#[tokio::test]
+async fn malformed_last_event_id_is_visible_as_invalid_not_absent() {
+    let repeated = Request::get("/events")
+        .header(&LAST_EVENT_ID, "41")
+        .header(&LAST_EVENT_ID, "42")
+        .body(())
+        .unwrap();
+    for request in [
+        with_last_event_id(HeaderValue::from_bytes(b"41\xff\xfe").unwrap()),
+        with_last_event_id(HeaderValue::from_static("4\t1")),
+        with_last_event_id(HeaderValue::from_str(&"x".repeat(LastEventId::MAX_LEN + 1)).unwrap()),
+        repeated,
+    ] {
+        let seen = seen_last_event_id_header(request)
+            .await
+            .expect("an extension");
+        assert!(seen.is_invalid(), "{seen:?}");
+        assert_eq!(seen.for_resume(), Some(LastEventIdHeader::INVALID_MARKER));
+    }
+}
+
+#[tokio::test]
+async fn last_event_id_header_extension_tells_absent_and_valid() {
+    let seen = seen_last_event_id_header(get()).await;
+    assert_eq!(seen, Some(LastEventIdHeader::Absent));
+    let seen = seen_last_event_id_header(with_last_event_id(HeaderValue::from_static("41"))).await;
+    assert_eq!(
+        seen.as_ref().and_then(LastEventIdHeader::for_resume),
+        Some("41")
+    );
+}
+
+#[tokio::test]
+async fn outer_last_event_id_header_extension_is_replaced() {
+    let mut request = get();
+    request.extensions_mut().insert(LastEventIdHeader::Valid(
+        LastEventId::new("forged").unwrap(),
+    ));
+    assert_eq!(
+        seen_last_event_id_header(request).await,
+        Some(LastEventIdHeader::Absent)
+    );
 }
 
 // ---- Accept ----

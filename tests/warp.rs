@@ -18,9 +18,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::Layer;
 use tower_sse::decode::DecodeStream;
-use tower_sse::warp::{SseReply, apply_config, last_event_id};
+use tower_sse::warp::{SseReply, apply_config, last_event_id, last_event_id_header};
 use tower_sse::{
-    CloseReason, Event, Farewell, KeepAlive, LastEventId, Shutdown, SseConfig, SseConfigLayer,
+    CloseReason, Event, Farewell, KeepAlive, LastEventId, LastEventIdHeader, Shutdown, SseConfig,
+    SseConfigLayer,
 };
 use warp::Filter;
 use warp::reply::Reply;
@@ -136,6 +137,71 @@ async fn last_event_id_filter_yields_only_a_valid_header() {
             "{ids:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn last_event_id_header_filter_tells_invalid_from_absent() {
+    let routes = warp::path("id")
+        .and(last_event_id_header())
+        .map(|header: LastEventIdHeader| match header.for_resume() {
+            None => "absent".to_owned(),
+            Some(LastEventIdHeader::INVALID_MARKER) => "invalid".to_owned(),
+            Some(id) => format!("valid {id}"),
+        });
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let cases: [(&[&[u8]], &str); 5] = [
+        (&[], "absent"),
+        (&[b"42"], "valid 42"),
+        (&[b"4\t2"], "invalid"),
+        (&[b"\xff\xfe"], "invalid"),
+        (&[b"1", b"2"], "invalid"),
+    ];
+    for (ids, expected) in cases {
+        let mut request = client::event_source(addr, "/id", None);
+        for id in ids {
+            request
+                .headers_mut()
+                .append("last-event-id", http::HeaderValue::from_bytes(id).unwrap());
+        }
+        let (status, body) = client::fetch(addr, request).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, expected.as_bytes()),
+            "{ids:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn require_accept_through_apply_config_answers_406_to_sse_replies_only() {
+    let closes = CloseRecorder::new();
+    let routes = events_route()
+        .map(Reply::into_response)
+        .or(warp::path("json").map(|| "{}"));
+    let routes = apply_config(
+        routes,
+        SseConfig::new()
+            .require_accept(true)
+            .on_close(closes.hook()),
+    );
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let json = |path: &str| {
+        let mut request = client::event_source(addr, path, None);
+        request
+            .headers_mut()
+            .insert(http::header::ACCEPT, "application/json".parse().unwrap());
+        request
+    };
+    let (status, body) = client::fetch(addr, json("/events")).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    assert!(body.is_empty());
+    let (status, body) = client::fetch(addr, json("/json")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"{}"[..]));
+    let (_connection, mut events) = open(addr, "/events", None).await;
+    assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
+    assert_eq!(closes.reasons(), []);
 }
 
 #[tokio::test]

@@ -416,6 +416,50 @@ pub(crate) mod client {
         request.body(Full::default()).expect("a valid request")
     }
 
+    /// Sends an `EventSource`-like `GET` of `path` from a socket with a tiny
+    /// receive buffer, reads the response head (and whatever body bytes come
+    /// with it), and returns the socket: the caller then stops reading, as a
+    /// stalled client does.
+    pub(crate) async fn open_stalled(addr: SocketAddr, path: &str) -> TcpStream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .set_recv_buffer_size(4096)
+            .expect("a receive buffer size");
+        let mut stream = socket.connect(addr).await.expect("connect");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut head = Vec::new();
+        let mut buf = [0; 1024];
+        while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+            let n = super::within("the response head", stream.read(&mut buf))
+                .await
+                .expect("read");
+            assert!(n > 0, "the connection closed before the response head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200 OK\r\n"), "{head:?}");
+        stream
+    }
+
+    /// Reads `stream` until the server closes it (an end or a reset); panics
+    /// if that takes longer than [`super::PATIENCE`].
+    pub(crate) async fn read_until_closed(stream: &mut TcpStream) {
+        use tokio::io::AsyncReadExt;
+
+        let mut buf = vec![0; 64 * 1024];
+        super::within("the server to close the connection", async {
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
     /// A `POST` of `body` to `path`.
     pub(crate) fn post(addr: SocketAddr, path: &str, body: &str) -> Request<Full<Bytes>> {
         Request::post(path)
