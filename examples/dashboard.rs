@@ -38,8 +38,8 @@ use tokio::net::TcpListener;
 use tower_sse::axum::SseResponse;
 use tower_sse::hub::Hub;
 use tower_sse::{
-    BoxError, EncodedEvent, Event, Farewell, KeepAlive, Lagged, LastEventId, Shutdown, SseConfig,
-    SseConfigLayer,
+    BoxError, EncodedEvent, Event, Farewell, KeepAlive, Lagged, LastEventIdHeader, Shutdown,
+    SseConfig, SseConfigLayer,
 };
 
 /// What every tab subscribes to.
@@ -116,9 +116,11 @@ impl App {
 /// reconnects, then live events.
 async fn events(
     State(app): State<App>,
-    last_event_id: Option<LastEventId>,
+    last_event_id: LastEventIdHeader,
 ) -> SseResponse<impl Stream<Item = Result<EncodedEvent, Lagged>> + Send> {
-    let last_event_id = last_event_id.as_ref().map(LastEventId::as_str);
+    // An unusable id is passed on too: the hub answers it with its resync
+    // signal, and the page reloads its state.
+    let last_event_id = last_event_id.for_resume();
     let (snapshot, subscription) = {
         let history = app.history.lock().unwrap();
         let subscription = app.hub.subscribe(TOPICS, last_event_id);

@@ -38,7 +38,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_sse::hub::{Hub, HubConfig, Subscription};
-use tower_sse::{BoxError, Event, Farewell, LastEventId, Shutdown, SseBody, SseConfig, SseLayer};
+use tower_sse::{
+    BoxError, Event, Farewell, LastEventIdHeader, Shutdown, SseBody, SseConfig, SseLayer,
+};
 
 /// Bounds on what a request may ask for: the names come from the client.
 const MAX_TOPICS: usize = 8;
@@ -203,8 +205,8 @@ async fn subscribe(
         param("client").filter(|client| !client.is_empty() && client.len() <= MAX_NAME_LEN);
     let last = request
         .extensions()
-        .get::<LastEventId>()
-        .map(LastEventId::as_str);
+        .get::<LastEventIdHeader>()
+        .and_then(LastEventIdHeader::for_resume);
 
     let subscription = match client {
         Some(client) => hub.subscribe_client(client, &topics, last),

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tower::{ServiceBuilder, service_fn};
 use tower_sse::decode::{DecodeStream, MessageEvent};
 use tower_sse::hub::{Hub, HubConfig, RESYNC_EVENT};
-use tower_sse::{CloseReason, Event, LastEventId, SseConfig, SseLayer};
+use tower_sse::{CloseReason, Event, LastEventIdHeader, SseConfig, SseLayer};
 
 use support::client::open_events as open;
 use support::{CloseRecorder, server, within};
@@ -43,8 +43,8 @@ async fn serve(hub: Hub, config: SseConfig) -> (SocketAddr, JoinHandle<()>) {
                 .flat_map(|list| list.split(','))
                 .map(str::to_owned)
                 .collect();
-            let last = request.extensions().get::<LastEventId>();
-            let events = hub.subscribe(topics, last.map(LastEventId::as_str));
+            let last = request.extensions().get::<LastEventIdHeader>();
+            let events = hub.subscribe(topics, last.and_then(LastEventIdHeader::for_resume));
             async move { Ok::<_, Infallible>(Response::new(events)) }
         }));
     let (listener, addr) = server::bind().await;
@@ -162,6 +162,36 @@ async fn an_id_from_another_hub_gets_the_resync_event_then_live_events() {
         .to_string();
     let live = next_event(&mut events).await;
     assert_eq!((live.data, live.last_event_id), ("live".to_owned(), id));
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_unusable_last_event_id_gets_the_resync_event_not_a_silent_restart() {
+    let hub = Hub::new();
+    let id = hub
+        .publish("news", Event::new().data("before"))
+        .unwrap()
+        .to_string();
+    let (addr, server) = serve(hub.clone(), SseConfig::new()).await;
+    let not_utf8 = HeaderValue::from_bytes(b"\xff\xfe-1").unwrap();
+    let id = HeaderValue::from_str(&id).unwrap();
+    for values in [vec![not_utf8], vec![id.clone(), id]] {
+        let mut request = support::client::event_source(addr, "/events?topics=news", None);
+        for value in values {
+            request.headers_mut().append("last-event-id", value);
+        }
+        let mut connection = support::client::Connection::open(addr).await;
+        let response = connection.send(request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut events = DecodeStream::new(response.into_body());
+        let resync = next_event(&mut events).await;
+        assert_eq!(
+            (resync.event_type.as_str(), resync.data.as_str()),
+            (RESYNC_EVENT, "unknown-id")
+        );
+        assert_eq!(resync.last_event_id, hub.latest_id().to_string());
+    }
+    assert_eq!(hub.metrics().replay_misses, 2);
     server.abort();
 }
 

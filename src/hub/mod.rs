@@ -171,14 +171,16 @@ const GAP_SIGNAL: &[u8] = b"event: tower-sse-resync\ndata: lagged\n\n";
 /// use http::{Request, Response};
 /// use tower::{ServiceBuilder, service_fn};
 /// use tower_sse::hub::Hub;
-/// use tower_sse::{LastEventId, SseLayer};
+/// use tower_sse::{LastEventIdHeader, SseLayer};
 ///
 /// let hub = Hub::new();
 /// let service = ServiceBuilder::new()
 ///     .layer(SseLayer::new())
 ///     .service(service_fn(move |request: Request<()>| {
-///         let last = request.extensions().get::<LastEventId>();
-///         let events = hub.subscribe(["news"], last.map(LastEventId::as_str));
+///         // A header that was sent but is unusable resumes nothing: the
+///         // stream opens with the resync signal.
+///         let last = request.extensions().get::<LastEventIdHeader>();
+///         let events = hub.subscribe(["news"], last.and_then(LastEventIdHeader::for_resume));
 ///         async move { Ok::<_, Infallible>(Response::new(events)) }
 ///     }));
 /// # drop(service);
@@ -328,7 +330,9 @@ impl Hub {
     /// first gets the [`RESYNC_EVENT`]. Duplicate topics count once.
     ///
     /// `last_event_id` usually comes from the request's
-    /// [`LastEventId`](crate::LastEventId); any string is safe.
+    /// [`LastEventIdHeader::for_resume`](crate::LastEventIdHeader::for_resume),
+    /// which passes an unusable header on as a marker that gets the resync
+    /// signal; any string is safe.
     pub fn subscribe<I>(&self, topics: I, last_event_id: Option<&str>) -> Subscription
     where
         I: IntoIterator,
