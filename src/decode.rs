@@ -30,6 +30,7 @@
 //! # Ok::<(), tower_sse::decode::DecodeError>(())
 //! ```
 
+use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
 use std::mem;
@@ -389,16 +390,19 @@ impl FieldState {
 
         match name {
             b"data" => {
-                let value = String::from_utf8_lossy(value);
+                let value = utf8_lossy(value);
                 let len = self.data.len() + value.len() + 1 + self.event_type.len();
                 if len > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
                 }
+                // One reservation for the value and its LF: pushing the LF
+                // alone would often grow (and copy) the buffer a second time.
+                self.data.reserve(value.len() + 1);
                 self.data.push_str(&value);
                 self.data.push('\n');
             }
             b"event" => {
-                let value = String::from_utf8_lossy(value);
+                let value = utf8_lossy(value);
                 if self.data.len() + value.len() > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
                 }
@@ -408,7 +412,7 @@ impl FieldState {
             // An id holding NUL is ignored as a whole, not truncated.
             b"id" if memchr(0, value).is_none() => {
                 self.id_buffer.clear();
-                self.id_buffer.push_str(&String::from_utf8_lossy(value));
+                self.id_buffer.push_str(&utf8_lossy(value));
             }
             b"retry" => {
                 if let Some(millis) = parse_retry(value) {
@@ -440,6 +444,16 @@ impl FieldState {
             data,
             last_event_id: self.last_event_id.clone(),
         })
+    }
+}
+
+/// Decodes UTF-8, replacing invalid bytes with U+FFFD. Valid input (the
+/// usual case) takes the standard library's fast validation and is borrowed;
+/// only invalid input takes the slower replacing path.
+fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

@@ -172,7 +172,10 @@ async fn rust_client_run(addr: SocketAddr) -> (Value, usize) {
             )),
             Some(Ok(_)) => {}
             Some(Err(error)) => {
-                assert!(error.is_no_content(), "gave up for another reason: {error:?}");
+                assert!(
+                    error.is_no_content(),
+                    "gave up for another reason: {error:?}"
+                );
                 break;
             }
             None => panic!("the stream ended without the 204 error"),

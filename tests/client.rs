@@ -159,7 +159,10 @@ async fn expect_gave_up(source: &mut EventSource) -> ClientError {
         other => panic!("expected the fatal error, got {other:?}"),
     };
     assert!(error.is_fatal(), "{error:?}");
-    assert!(source.next().await.is_none(), "the stream ends after a fatal error");
+    assert!(
+        source.next().await.is_none(),
+        "the stream ends after a fatal error"
+    );
     error
 }
 
@@ -175,7 +178,10 @@ async fn waits_the_server_retry_and_resumes_with_last_event_id() {
     let mut source = script.source(builder());
 
     expect_open(&mut source).await;
-    assert_eq!(expect_message(&mut source).await, support::triple("message", "a", "1"));
+    assert_eq!(
+        expect_message(&mut source).await,
+        support::triple("message", "a", "1")
+    );
     let (error, delay) = expect_reconnecting(&mut source).await;
     assert!(error.is_ended() && !error.is_fatal());
     assert_eq!(delay, Duration::from_millis(500));
@@ -183,7 +189,10 @@ async fn waits_the_server_retry_and_resumes_with_last_event_id() {
     assert_eq!(source.last_event_id(), "1");
 
     expect_open(&mut source).await;
-    assert_eq!(expect_message(&mut source).await, support::triple("message", "b", "2"));
+    assert_eq!(
+        expect_message(&mut source).await,
+        support::triple("message", "b", "2")
+    );
     let (_, delay) = expect_reconnecting(&mut source).await;
     assert_eq!(delay, Duration::from_millis(500), "retry: carries over");
     assert!(expect_gave_up(&mut source).await.is_no_content());
@@ -235,7 +244,11 @@ async fn backs_off_exponentially_with_jitter_up_to_the_cap() {
     }
     let seen = script.seen();
     for (pair, delay) in seen.windows(2).zip(&delays) {
-        assert_eq!(pair[1].at - pair[0].at, *delay, "the source waits the delay it announces");
+        assert_eq!(
+            pair[1].at - pair[0].at,
+            *delay,
+            "the source waits the delay it announces"
+        );
     }
 }
 
@@ -260,7 +273,10 @@ async fn a_connection_that_delivers_events_resets_the_backoff() {
         assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
         delays.push(delay);
     }
-    assert!(delays[2] >= Duration::from_secs(2), "backed off: {delays:?}");
+    assert!(
+        delays[2] >= Duration::from_secs(2),
+        "backed off: {delays:?}"
+    );
     expect_open(&mut source).await;
     expect_message(&mut source).await;
     let (_, delay) = expect_reconnecting(&mut source).await;
@@ -400,7 +416,10 @@ async fn a_saved_last_event_id_is_sent_first_and_kept_by_events_without_ids() {
     assert_eq!(source.last_event_id(), "41");
 
     expect_open(&mut source).await;
-    assert_eq!(expect_message(&mut source).await, support::triple("message", "a", "41"));
+    assert_eq!(
+        expect_message(&mut source).await,
+        support::triple("message", "a", "41")
+    );
     while source.next().await.is_some() {}
     let seen = script.seen();
     let ids: Vec<_> = seen.iter().map(Seen::last_event_id).collect();
@@ -416,10 +435,16 @@ async fn a_byte_order_mark_is_stripped_on_every_connection() {
     let mut source = script.source(builder());
 
     expect_open(&mut source).await;
-    assert_eq!(expect_message(&mut source).await, support::triple("message", "a", "1"));
+    assert_eq!(
+        expect_message(&mut source).await,
+        support::triple("message", "a", "1")
+    );
     expect_reconnecting(&mut source).await;
     expect_open(&mut source).await;
-    assert_eq!(expect_message(&mut source).await, support::triple("message", "b", "1"));
+    assert_eq!(
+        expect_message(&mut source).await,
+        support::triple("message", "b", "1")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -434,7 +459,10 @@ async fn an_incomplete_block_at_the_end_of_a_connection_is_discarded() {
     expect_message(&mut source).await;
     expect_reconnecting(&mut source).await;
     expect_open(&mut source).await;
-    assert_eq!(expect_message(&mut source).await, support::triple("message", "b", "1"));
+    assert_eq!(
+        expect_message(&mut source).await,
+        support::triple("message", "b", "1")
+    );
     assert_eq!(script.seen()[1].last_event_id(), Some("1"));
 }
 
@@ -617,8 +645,11 @@ fn numbering_server() -> Handler {
             .get("last-event-id")
             .and_then(|id| id.to_str().ok()?.parse::<u64>().ok())
             .unwrap_or(0);
-        let events = (after + 1..=after + 3)
-            .map(|n| Ok(Frame::data(Bytes::from(format!("id: {n}\ndata: event {n}\n\n")))));
+        let events = (after + 1..=after + 3).map(|n| {
+            Ok(Frame::data(Bytes::from(format!(
+                "id: {n}\ndata: event {n}\n\n"
+            ))))
+        });
         let body = StreamBody::new(stream::iter(events).chain(stream::pending()));
         Response::builder()
             .header(CONTENT_TYPE, "text/event-stream")
@@ -647,20 +678,30 @@ async fn resumes_after_a_server_restart_without_losing_or_repeating_events() {
         .reconnection_time(Duration::from_millis(20))
         .build_http();
 
-    assert_eq!(messages(&mut source, 3).await, ["event 1", "event 2", "event 3"]);
+    assert_eq!(
+        messages(&mut source, 3).await,
+        ["event 1", "event 2", "event 3"]
+    );
     let addr = server.addr;
     drop(server);
     let (error, _) = within("the reconnection", expect_reconnecting(&mut source)).await;
     assert!(error.is_body() || error.is_ended(), "{error:?}");
 
     let restarted = TestServer::start(addr, numbering_server()).await;
-    assert_eq!(messages(&mut source, 3).await, ["event 4", "event 5", "event 6"]);
+    assert_eq!(
+        messages(&mut source, 3).await,
+        ["event 4", "event 5", "event 6"]
+    );
     assert_eq!(source.last_event_id(), "6");
     drop(restarted);
 }
 
 /// Answers every request with a copy of one response head and body.
-fn fixed(status: StatusCode, headers: &[(&'static str, &'static str)], body: &'static str) -> Handler {
+fn fixed(
+    status: StatusCode,
+    headers: &[(&'static str, &'static str)],
+    body: &'static str,
+) -> Handler {
     let headers = headers.to_vec();
     Arc::new(move |_| {
         let mut response = Response::builder().status(status);
@@ -677,7 +718,11 @@ fn fixed(status: StatusCode, headers: &[(&'static str, &'static str)], body: &'s
 async fn gives_up_on_a_wrong_content_type_over_http() {
     let server = TestServer::start(
         any_port(),
-        fixed(StatusCode::OK, &[("content-type", "text/html")], "data: x\n\n"),
+        fixed(
+            StatusCode::OK,
+            &[("content-type", "text/html")],
+            "data: x\n\n",
+        ),
     )
     .await;
     let mut source = EventSource::http(server.url("/"));
@@ -742,7 +787,10 @@ async fn gives_up_on_500_over_http_unless_told_to_retry() {
 
 /// `/hop/N` redirects to `/hop/N-1` (a relative location), `/hop/0` to the
 /// absolute URL of `/events`; `/loop` redirects to itself.
-fn redirecting_server(addr_slot: Arc<Mutex<Option<SocketAddr>>>, seen: Arc<Mutex<Vec<String>>>) -> Handler {
+fn redirecting_server(
+    addr_slot: Arc<Mutex<Option<SocketAddr>>>,
+    seen: Arc<Mutex<Vec<String>>>,
+) -> Handler {
     Arc::new(move |request| {
         let path = request.uri().path().to_owned();
         seen.lock().unwrap().push(path.clone());
@@ -771,12 +819,19 @@ fn redirecting_server(addr_slot: Arc<Mutex<Option<SocketAddr>>>, seen: Arc<Mutex
 async fn follows_a_redirect_chain_and_gives_up_on_a_loop_beyond_the_bound() {
     let addr_slot = Arc::new(Mutex::new(None));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let server = TestServer::start(any_port(), redirecting_server(addr_slot.clone(), seen.clone())).await;
+    let server = TestServer::start(
+        any_port(),
+        redirecting_server(addr_slot.clone(), seen.clone()),
+    )
+    .await;
     *addr_slot.lock().unwrap() = Some(server.addr);
 
     let mut source = EventSource::http(server.url("/hop/3"));
     assert_eq!(messages(&mut source, 1).await, ["arrived"]);
-    assert_eq!(*seen.lock().unwrap(), ["/hop/3", "/hop/2", "/hop/1", "/hop/0", "/events"]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["/hop/3", "/hop/2", "/hop/1", "/hop/0", "/events"]
+    );
     source.close();
     assert!(source.next().await.is_none());
 
@@ -786,7 +841,11 @@ async fn follows_a_redirect_chain_and_gives_up_on_a_loop_beyond_the_bound() {
         .build_http();
     let error = within("the error", expect_gave_up(&mut source)).await;
     assert!(error.is_too_many_redirects(), "{error:?}");
-    assert_eq!(seen.lock().unwrap().len(), 6, "the request and five redirects");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        6,
+        "the request and five redirects"
+    );
 }
 
 #[tokio::test]

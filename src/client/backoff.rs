@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn first_delay_is_the_reconnection_time() {
         let mut backoff = Backoff::new(Duration::from_secs(30));
-        assert_eq!(backoff.next_delay(Duration::from_secs(3)), Duration::from_secs(3));
+        assert_eq!(
+            backoff.next_delay(Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
     }
 
     #[test]
@@ -88,7 +91,10 @@ mod tests {
         assert_eq!(backoff.next_delay(base), base);
         for grown in [2, 4, 8, 10, 10, 10].map(Duration::from_secs) {
             let delay = backoff.next_delay(base);
-            assert!(delay >= grown / 2 && delay <= grown, "{delay:?} for {grown:?}");
+            assert!(
+                delay >= grown / 2 && delay <= grown,
+                "{delay:?} for {grown:?}"
+            );
         }
         for _ in 0..100 {
             assert!(backoff.next_delay(base) <= max);
@@ -130,7 +136,10 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, "120".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
-        headers.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, "-1".parse().unwrap());
         assert_eq!(retry_after(&headers), None);

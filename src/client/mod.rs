@@ -312,12 +312,8 @@ impl EventSource {
                     limit: self.config.max_redirects,
                 });
             }
-            return match redirect::follow(
-                status,
-                &attempt.uri,
-                &attempt.method,
-                response.headers(),
-            ) {
+            return match redirect::follow(status, &attempt.uri, &attempt.method, response.headers())
+            {
                 Ok(redirected) => Next::Redirect(attempt.redirected(redirected)),
                 Err(error) => Next::GiveUp(Kind::InvalidRequest(error)),
             };

@@ -63,7 +63,9 @@ pub(crate) fn remove_credentials(headers: &mut HeaderMap) {
 fn resolve(base: &Uri, location: &str) -> Result<Uri, BoxError> {
     let location = location.trim();
     // Fragments never reach the server.
-    let location = location.split_once('#').map_or(location, |(before, _)| before);
+    let location = location
+        .split_once('#')
+        .map_or(location, |(before, _)| before);
     let scheme = base.scheme_str().ok_or("the request URI has no scheme")?;
     if let Some(rest) = location.strip_prefix("//") {
         return Ok(format!("{scheme}://{rest}").parse::<Uri>()?);
@@ -122,9 +124,17 @@ mod tests {
         headers.insert(LOCATION, "/b".parse().unwrap());
         let see_other = follow(StatusCode::SEE_OTHER, &uri, &Method::POST, &headers).unwrap();
         assert_eq!((see_other.method, see_other.drop_body), (Method::GET, true));
-        let temporary =
-            follow(StatusCode::TEMPORARY_REDIRECT, &uri, &Method::POST, &headers).unwrap();
-        assert_eq!((temporary.method, temporary.drop_body), (Method::POST, false));
+        let temporary = follow(
+            StatusCode::TEMPORARY_REDIRECT,
+            &uri,
+            &Method::POST,
+            &headers,
+        )
+        .unwrap();
+        assert_eq!(
+            (temporary.method, temporary.drop_body),
+            (Method::POST, false)
+        );
         assert!(!temporary.drop_credentials);
     }
 

@@ -107,8 +107,7 @@ where
 /// uses it.
 ///
 /// [`EventSource::http`]: super::EventSource::http
-pub(crate) fn http_client()
--> hyper_util::client::legacy::Client<
+pub(crate) fn http_client() -> hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     http_body_util::Full<Bytes>,
 > {
