@@ -68,6 +68,8 @@
 //!   extractor for axum 0.8.
 //! - `warp`: `tower_sse::warp`, a reply type and a `last_event_id` filter for
 //!   warp 0.4.
+//! - `client`: `tower_sse::client`, a reconnecting `EventSource` over any
+//!   tower HTTP service.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
@@ -89,7 +91,6 @@ mod shutdown;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
-/// A reconnecting `EventSource` client over any tower HTTP service.
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;

@@ -466,9 +466,12 @@ async fn an_incomplete_block_at_the_end_of_a_connection_is_discarded() {
     assert_eq!(script.seen()[1].last_event_id(), Some("1"));
 }
 
+/// Whether an error is the one a case expects.
+type Check = fn(&ClientError) -> bool;
+
 #[tokio::test(start_paused = true)]
 async fn gives_up_on_no_content_other_statuses_and_other_content_types() {
-    let cases: [(Response<TestBody>, fn(&ClientError) -> bool); 4] = [
+    let cases: [(Response<TestBody>, Check); 4] = [
         (status(StatusCode::NO_CONTENT), ClientError::is_no_content),
         (status(StatusCode::INTERNAL_SERVER_ERROR), |error| {
             error.status() == Some(StatusCode::INTERNAL_SERVER_ERROR)

@@ -180,7 +180,7 @@ struct Attempt {
 /// What a response head means for the source.
 enum Next {
     Stream(ResponseBody),
-    Redirect(Attempt),
+    Redirect(Box<Attempt>),
     Retry(Kind, Option<Duration>),
     GiveUp(Kind),
 }
@@ -314,7 +314,7 @@ impl EventSource {
             }
             return match redirect::follow(status, &attempt.uri, &attempt.method, response.headers())
             {
-                Ok(redirected) => Next::Redirect(attempt.redirected(redirected)),
+                Ok(redirected) => Next::Redirect(Box::new(attempt.redirected(redirected))),
                 Err(error) => Next::GiveUp(Kind::InvalidRequest(error)),
             };
         }
@@ -462,7 +462,7 @@ impl Stream for EventSource {
                             this.arm_idle();
                             return Poll::Ready(Some(Ok(SourceEvent::Open)));
                         }
-                        Next::Redirect(next) => this.state = State::Ready(next),
+                        Next::Redirect(next) => this.state = State::Ready(*next),
                         Next::Retry(kind, retry_after) => return this.reconnect(kind, retry_after),
                         Next::GiveUp(kind) => return this.give_up(kind),
                     }
