@@ -413,14 +413,14 @@ impl FieldState {
     }
 
     fn line(&mut self, line: &[u8]) -> Result<Option<MessageEvent>, Exceeded> {
-        let (name, value) = match split_field(line) {
+        let (field, value) = match split_field(line) {
             Line::Empty => return Ok(self.dispatch()),
             Line::Comment => return Ok(None),
-            Line::Field(name, value) => (name, value.strip_prefix(b" ").unwrap_or(value)),
+            Line::Field(field, value) => (field, value.strip_prefix(b" ").unwrap_or(value)),
         };
 
-        match name {
-            b"data" => {
+        match field {
+            Field::Data => {
                 let value = utf8_lossy(value);
                 let len = self.data.len() + value.len() + 1 + self.event_type.len();
                 if len > self.max_event_len {
@@ -432,7 +432,7 @@ impl FieldState {
                 self.data.push_str(&value);
                 self.data.push('\n');
             }
-            b"event" => {
+            Field::Event => {
                 let value = utf8_lossy(value);
                 if self.data.len() + value.len() > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
@@ -441,11 +441,11 @@ impl FieldState {
                 self.event_type.push_str(&value);
             }
             // An id holding NUL is ignored as a whole, not truncated.
-            b"id" if !value.contains(&0) => {
+            Field::Id if !value.contains(&0) => {
                 self.id_buffer.clear();
                 self.id_buffer.push_str(&utf8_lossy(value));
             }
-            b"retry" => {
+            Field::Retry => {
                 if let Some(millis) = parse_retry(value) {
                     self.reconnection_time = Some(Duration::from_millis(millis));
                 }
@@ -482,31 +482,52 @@ impl FieldState {
 enum Line<'a> {
     Empty,
     Comment,
-    /// The field name (everything before the first colon, or the whole line)
-    /// and the value (everything after that colon, its leading space still
-    /// there).
-    Field(&'a [u8], &'a [u8]),
+    /// The field and its value (everything after the first colon, its
+    /// leading space still there).
+    Field(Field, &'a [u8]),
+}
+
+/// The field names the rules know; any other name is ignored.
+#[derive(Clone, Copy)]
+enum Field {
+    Data,
+    Event,
+    Id,
+    Retry,
+    Unknown,
 }
 
 fn split_field(line: &[u8]) -> Line<'_> {
-    // The usual field names, without searching for the colon: a line that
-    // starts with `data:` has its first colon right there.
-    for name in [&b"data"[..], b"id", b"event"] {
-        if let Some(rest) = line.strip_prefix(name) {
-            if let Some(value) = rest.strip_prefix(b":") {
-                return Line::Field(name, value);
-            }
-        }
+    if line.is_empty() {
+        return Line::Empty;
     }
-    match memchr(b':', line) {
-        None if line.is_empty() => Line::Empty,
-        None => Line::Field(line, b""),
-        Some(0) => Line::Comment,
-        Some(colon) => Line::Field(
+    // The usual lines, without searching for the colon: a line that starts
+    // with `data:` has its first colon right there.
+    if let Some(value) = line.strip_prefix(b"data:") {
+        return Line::Field(Field::Data, value);
+    }
+    if let Some(value) = line.strip_prefix(b"id:") {
+        return Line::Field(Field::Id, value);
+    }
+    if let Some(value) = line.strip_prefix(b"event:") {
+        return Line::Field(Field::Event, value);
+    }
+    let (name, value) = match memchr(b':', line) {
+        None => (line, &b""[..]),
+        Some(0) => return Line::Comment,
+        Some(colon) => (
             line.get(..colon).unwrap_or_default(),
             line.get(colon + 1..).unwrap_or_default(),
         ),
-    }
+    };
+    let field = match name {
+        b"data" => Field::Data,
+        b"event" => Field::Event,
+        b"id" => Field::Id,
+        b"retry" => Field::Retry,
+        _ => Field::Unknown,
+    };
+    Line::Field(field, value)
 }
 
 /// Decodes UTF-8, replacing invalid bytes with U+FFFD. Valid input (the
