@@ -166,6 +166,16 @@ async fn expect_gave_up(source: &mut EventSource) -> ClientError {
     error
 }
 
+#[test]
+fn an_event_source_can_move_between_tasks() {
+    fn assert_send_unpin<T: Send + Unpin + 'static>() {}
+    assert_send_unpin::<EventSource>();
+    assert_send_unpin::<ClientError>();
+    fn assert_sync<T: Sync>() {}
+    assert_sync::<ClientError>();
+    assert_sync::<EventSourceBuilder>();
+}
+
 // ---------------------------------------------------------------------------
 // Reconnection timing, on the paused clock.
 
@@ -330,6 +340,19 @@ async fn reconnects_when_no_byte_arrives_for_the_idle_timeout() {
 
     expect_open(&mut source).await;
     assert_eq!(expect_message(&mut source).await.1, "again");
+    drop(sender);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_timeout_too_long_to_represent_never_fires() {
+    let (sender, stream) = open_stream();
+    let script = Script::new([stream]);
+    let mut source = script.source(builder().idle_timeout(Duration::MAX));
+    expect_open(&mut source).await;
+    sender.send("data: a\n\n").unwrap();
+    expect_message(&mut source).await;
+    let waited = tokio::time::timeout(Duration::from_secs(365 * 24 * 3600), source.next()).await;
+    assert!(waited.is_err(), "still open after a year: {waited:?}");
     drop(sender);
 }
 

@@ -257,7 +257,10 @@ impl EventSource {
         let Some(timeout) = self.config.idle_timeout else {
             return;
         };
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to represent never fires.
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return;
+        };
         match &mut self.idle {
             Some(sleep) => sleep.as_mut().reset(deadline),
             None => self.idle = Some(Box::pin(tokio::time::sleep_until(deadline))),
