@@ -186,8 +186,8 @@ enum Next {
 }
 
 impl EventSource {
-    /// Connects to `uri` (a plain `http://` URI) with a `GET` over
-    /// hyper-util's pooled client, with the default policy.
+    /// A source that connects to `uri` (a plain `http://` URI), once polled,
+    /// with a `GET` over hyper-util's pooled client and the default policy.
     ///
     /// Use [`builder`](EventSource::builder) for another method, headers, a
     /// body, your own transport (TLS, layers) or another policy.
