@@ -30,6 +30,7 @@
 //! # Ok::<(), tower_sse::decode::DecodeError>(())
 //! ```
 
+use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
 use std::mem;
@@ -37,7 +38,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::Buf;
 use futures_core::{FusedStream, Stream};
 use http_body::Body;
 use memchr::{memchr, memchr2};
@@ -276,11 +277,14 @@ impl fmt::Debug for Decoder {
 /// CRLF, LF and lone CR, across chunk boundaries.
 #[derive(Clone, Debug)]
 struct LineReader {
-    buf: BytesMut,
-    /// Bytes at the front of `buf` that belong to the line handed out last.
-    consumed: usize,
-    /// Length of the front of `buf` already searched for a line end in vain,
-    /// so that a long line arriving in many chunks is scanned only once.
+    buf: Vec<u8>,
+    /// Where the unread bytes of `buf` start: the lines before it have been
+    /// handed out. They are dropped when more bytes are pushed, so that
+    /// handing out a line costs no move of the rest.
+    pos: usize,
+    /// How far into `buf` the line starting at `pos` has been searched for a
+    /// line end in vain, so that a long line arriving in many chunks is
+    /// scanned only once.
     scanned: usize,
     /// No byte of the stream has been looked at yet: a BOM may still come.
     at_stream_start: bool,
@@ -292,8 +296,8 @@ struct LineReader {
 impl LineReader {
     fn new() -> Self {
         Self {
-            buf: BytesMut::new(),
-            consumed: 0,
+            buf: Vec::new(),
+            pos: 0,
             scanned: 0,
             at_stream_start: true,
             skip_lf: false,
@@ -301,63 +305,60 @@ impl LineReader {
     }
 
     fn buffered(&self) -> usize {
-        self.buf.len() - self.consumed
+        self.buf.len() - self.pos
     }
 
     fn push(&mut self, chunk: &[u8]) {
-        // Dropping the consumed line first lets `BytesMut` reuse that room.
-        self.release_consumed();
+        // Dropping the lines already handed out first lets the buffer reuse
+        // that room.
+        let pos = mem::take(&mut self.pos);
+        if pos == self.buf.len() {
+            self.buf.clear();
+        } else if pos > 0 {
+            self.buf.drain(..pos);
+        }
+        self.scanned = self.scanned.saturating_sub(pos);
         self.buf.extend_from_slice(chunk);
-    }
-
-    fn release_consumed(&mut self) {
-        let consumed = mem::take(&mut self.consumed);
-        self.discard_front(consumed);
-    }
-
-    fn discard_front(&mut self, n: usize) {
-        self.buf.advance(n);
-        self.scanned = self.scanned.saturating_sub(n);
     }
 
     /// Returns the next complete line without its line end, or `None` when
     /// more bytes are needed.
     fn next_line(&mut self, max_line_len: usize) -> Result<Option<&[u8]>, Exceeded> {
-        self.release_consumed();
-
         if self.at_stream_start {
-            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+            let unread = self.buf.get(self.pos..).unwrap_or_default();
+            if unread.len() < BOM.len() && BOM.starts_with(unread) {
                 return Ok(None);
             }
-            if self.buf.starts_with(BOM) {
-                self.discard_front(BOM.len());
+            if unread.starts_with(BOM) {
+                self.pos += BOM.len();
             }
             self.at_stream_start = false;
         }
 
         if self.skip_lf {
-            match self.buf.first() {
+            match self.buf.get(self.pos) {
                 None => return Ok(None),
                 Some(&byte) => {
                     if byte == b'\n' {
-                        self.discard_front(1);
+                        self.pos += 1;
                     }
                     self.skip_lf = false;
                 }
             }
         }
 
-        let unscanned = self.buf.get(self.scanned..).unwrap_or_default();
-        let Some(offset) = memchr2(b'\r', b'\n', unscanned) else {
+        let start = self.pos;
+        let from = self.scanned.max(start);
+        let unscanned = self.buf.get(from..).unwrap_or_default();
+        let Some(offset) = find_line_end(unscanned) else {
             self.scanned = self.buf.len();
-            if self.buf.len() > max_line_len {
+            if self.buf.len() - start > max_line_len {
                 return Err(Exceeded::Line(max_line_len));
             }
             return Ok(None);
         };
-        let end = self.scanned + offset;
-        self.scanned = 0;
-        if end > max_line_len {
+        let end = from + offset;
+        if end - start > max_line_len {
             return Err(Exceeded::Line(max_line_len));
         }
 
@@ -369,9 +370,45 @@ impl LineReader {
             }
             _ => 1,
         };
-        self.consumed = end + line_end_len;
-        Ok(Some(self.buf.get(..end).unwrap_or_default()))
+        self.pos = end + line_end_len;
+        Ok(Some(self.buf.get(start..end).unwrap_or_default()))
     }
+}
+
+/// The offset of the first CR or LF in `bytes`.
+///
+/// Most lines of a stream are short (`id`, `event`, the empty line), and for
+/// those a vectorised search costs more to set up than it saves: the first
+/// bytes are checked a word at a time, the rest with `memchr2`.
+fn find_line_end(bytes: &[u8]) -> Option<usize> {
+    const HEAD: usize = 24;
+    let head = bytes.get(..HEAD).unwrap_or(bytes);
+    let mut words = head.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let found = has_byte(word, b'\n') | has_byte(word, b'\r');
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    if let Some(at) = memchr2(b'\r', b'\n', words.remainder()) {
+        return Some(offset + at);
+    }
+    let searched = head.len();
+    memchr2(b'\r', b'\n', bytes.get(searched..).unwrap_or_default()).map(|at| searched + at)
+}
+
+/// The high bit of every byte of `word` that equals `byte` (exact, no false
+/// positives, so the lowest set bit marks the first match).
+fn has_byte(word: u64, byte: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
+    // A byte of `x` is zero iff both its high bit and its low seven bits are
+    // clear; adding LOW7 to the low seven bits carries into the high bit
+    // unless they are all zero, and never carries across bytes.
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
 /// The buffers of the "interpreting an event stream" rules, and what outlives
@@ -407,29 +444,27 @@ impl FieldState {
     }
 
     fn line(&mut self, line: &[u8]) -> Result<Option<MessageEvent>, Exceeded> {
-        let (name, value) = match memchr(b':', line) {
-            None if line.is_empty() => return Ok(self.dispatch()),
-            None => (line, &b""[..]),
-            Some(0) => return Ok(None),
-            Some(colon) => {
-                let name = line.get(..colon).unwrap_or_default();
-                let value = line.get(colon + 1..).unwrap_or_default();
-                (name, value.strip_prefix(b" ").unwrap_or(value))
-            }
+        let (field, value) = match split_field(line) {
+            Line::Empty => return Ok(self.dispatch()),
+            Line::Comment => return Ok(None),
+            Line::Field(field, value) => (field, value.strip_prefix(b" ").unwrap_or(value)),
         };
 
-        match name {
-            b"data" => {
-                let value = String::from_utf8_lossy(value);
+        match field {
+            Field::Data => {
+                let value = utf8_lossy(value);
                 let len = self.data.len() + value.len() + 1 + self.event_type.len();
                 if len > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
                 }
+                // One reservation for the value and its LF: pushing the LF
+                // alone would often grow (and copy) the buffer a second time.
+                self.data.reserve(value.len() + 1);
                 self.data.push_str(&value);
                 self.data.push('\n');
             }
-            b"event" => {
-                let value = String::from_utf8_lossy(value);
+            Field::Event => {
+                let value = utf8_lossy(value);
                 if self.data.len() + value.len() > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
                 }
@@ -437,11 +472,11 @@ impl FieldState {
                 self.event_type.push_str(&value);
             }
             // An id holding NUL is ignored as a whole, not truncated.
-            b"id" if memchr(0, value).is_none() => {
+            Field::Id if !value.contains(&0) => {
                 self.id_buffer.clear();
-                self.id_buffer.push_str(&String::from_utf8_lossy(value));
+                self.id_buffer.push_str(&utf8_lossy(value));
             }
-            b"retry" => {
+            Field::Retry => {
                 if let Some(millis) = parse_retry(value) {
                     self.reconnection_time = Some(Duration::from_millis(millis));
                 }
@@ -471,6 +506,68 @@ impl FieldState {
             data,
             last_event_id: self.last_event_id.clone(),
         })
+    }
+}
+
+/// A line of the stream, as the "interpreting" rules see it.
+enum Line<'a> {
+    Empty,
+    Comment,
+    /// The field and its value (everything after the first colon, its
+    /// leading space still there).
+    Field(Field, &'a [u8]),
+}
+
+/// The field names the rules know; any other name is ignored.
+#[derive(Clone, Copy)]
+enum Field {
+    Data,
+    Event,
+    Id,
+    Retry,
+    Unknown,
+}
+
+fn split_field(line: &[u8]) -> Line<'_> {
+    if line.is_empty() {
+        return Line::Empty;
+    }
+    // The usual lines, without searching for the colon: a line that starts
+    // with `data:` has its first colon right there.
+    if let Some(value) = line.strip_prefix(b"data:") {
+        return Line::Field(Field::Data, value);
+    }
+    if let Some(value) = line.strip_prefix(b"id:") {
+        return Line::Field(Field::Id, value);
+    }
+    if let Some(value) = line.strip_prefix(b"event:") {
+        return Line::Field(Field::Event, value);
+    }
+    let (name, value) = match memchr(b':', line) {
+        None => (line, &b""[..]),
+        Some(0) => return Line::Comment,
+        Some(colon) => (
+            line.get(..colon).unwrap_or_default(),
+            line.get(colon + 1..).unwrap_or_default(),
+        ),
+    };
+    let field = match name {
+        b"data" => Field::Data,
+        b"event" => Field::Event,
+        b"id" => Field::Id,
+        b"retry" => Field::Retry,
+        _ => Field::Unknown,
+    };
+    Line::Field(field, value)
+}
+
+/// Decodes UTF-8, replacing invalid bytes with U+FFFD. Valid input (the
+/// usual case) takes the standard library's fast validation and is borrowed;
+/// only invalid input takes the slower replacing path.
+fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -740,7 +837,31 @@ mod tests {
         decoder.push(b"data: a\n\n");
         assert!(decoder.next_event().ok().flatten().is_some());
         decoder.push(b"x");
-        assert_eq!(decoder.lines.buf.as_ref(), b"x");
+        assert_eq!(decoder.lines.buf, b"x");
+    }
+
+    #[test]
+    fn line_end_search_finds_the_first_cr_or_lf_anywhere() {
+        // Bytes that differ from CR and LF in one bit only, or by the high
+        // bit, must not be taken for them.
+        let filler = [b'x', 0x8a, 0x8d, 0x0b, 0x0c, 0x09, 0x2a, 0x00, 0xff];
+        for len in 0..80 {
+            for &fill in &filler {
+                let mut bytes = vec![fill; len];
+                assert_eq!(find_line_end(&bytes), None, "{len} x {fill:#x}");
+                for at in 0..len {
+                    for end in [b'\r', b'\n'] {
+                        bytes[at] = end;
+                        assert_eq!(
+                            find_line_end(&bytes),
+                            Some(at),
+                            "{len} x {fill:#x}, {end} at {at}"
+                        );
+                        bytes[at] = fill;
+                    }
+                }
+            }
+        }
     }
 
     #[test]

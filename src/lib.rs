@@ -74,6 +74,8 @@
 //!   and a guarded listener for `axum::serve` (axum 0.8).
 //! - `warp`: `tower_sse::warp`, a reply type and a `last_event_id` filter for
 //!   warp 0.4.
+//! - `client`: `tower_sse::client`, a reconnecting `EventSource` over any
+//!   tower HTTP service.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
@@ -97,6 +99,9 @@ mod shutdown;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 pub mod decode;
 #[cfg(feature = "hub")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hub")))]

@@ -3,6 +3,12 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` packages. Without them the
 //! test fails when `CI` is set, and is skipped (loudly) otherwise.
+//!
+//! With the `client` feature, tower-sse's own `EventSource` plays the same
+//! scenario against the same server, after Chromium, and must dispatch what
+//! Chromium dispatched and send the same `Last-Event-ID`s; a second test
+//! compares it with Chromium's recorded results, so that it runs without a
+//! browser too.
 
 #![cfg(feature = "axum")]
 
@@ -122,6 +128,75 @@ fn event(event_type: &str, data: &str, last_event_id: &str) -> Value {
     serde_json::json!({ "type": event_type, "data": data, "lastEventId": last_event_id })
 }
 
+/// What Chromium dispatches for the scenario of [`events`], as recorded by
+/// the page.
+fn chromium_events() -> Value {
+    Value::Array(vec![
+        event("message", "plain", "1"),
+        event("message", "line one\nline two\nline three\nline four", "1"),
+        event("greeting", "héllo wörld ✓ 🌍 日本語", "1"),
+        event("message", "  two leading spaces", "1"),
+        event("message", "", "1"),
+        event("update", "\n", "1"),
+        event("message", "trailing newline\n", "1"),
+        event("message", "nul\0inside", "1"),
+        event("greeting", "last before the stream ends", "2"),
+        event("message", "resumed after 2", "3"),
+        event("bye", "done", "4"),
+    ])
+}
+
+/// The `Last-Event-ID` headers Chromium sends in the scenario.
+fn chromium_last_event_ids() -> [Option<String>; 3] {
+    [None, Some("2".to_owned()), Some("4".to_owned())]
+}
+
+/// What tower-sse's `EventSource` does in the scenario: the events it
+/// dispatches (as the page records them), how many connections it opened,
+/// and that it gives up on the final `204`.
+#[cfg(feature = "client")]
+async fn rust_client_run(addr: SocketAddr) -> (Value, usize) {
+    use futures_util::StreamExt;
+    use tower_sse::client::{EventSource, SourceEvent};
+
+    let mut source = EventSource::http(format!("http://{addr}/events"));
+    let mut events = Vec::new();
+    let mut opens = 0;
+    loop {
+        match support::within("the client's next item", source.next()).await {
+            Some(Ok(SourceEvent::Open)) => opens += 1,
+            Some(Ok(SourceEvent::Message(message))) => events.push(event(
+                &message.event_type,
+                &message.data,
+                &message.last_event_id,
+            )),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                assert!(
+                    error.is_no_content(),
+                    "gave up for another reason: {error:?}"
+                );
+                break;
+            }
+            None => panic!("the stream ended without the 204 error"),
+        }
+    }
+    assert!(source.next().await.is_none());
+    (Value::Array(events), opens)
+}
+
+#[cfg(feature = "client")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_event_source_dispatches_what_chromium_dispatches() {
+    let requests = Requests::default();
+    let addr = serve(requests.clone()).await;
+
+    let (events, opens) = rust_client_run(addr).await;
+    assert_eq!(events, chromium_events());
+    assert_eq!(opens, 2);
+    assert_eq!(*requests.0.lock().unwrap(), chromium_last_event_ids());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_source_receives_exact_data_and_resumes_after_reconnecting() {
     let Some((chromium, chromedriver)) = browser_programs() else {
@@ -168,26 +243,19 @@ async fn event_source_receives_exact_data_and_resumes_after_reconnecting() {
         Err(panic) => std::panic::resume_unwind(panic),
     };
 
-    assert_eq!(
-        state["events"],
-        Value::Array(vec![
-            event("message", "plain", "1"),
-            event("message", "line one\nline two\nline three\nline four", "1"),
-            event("greeting", "héllo wörld ✓ 🌍 日本語", "1"),
-            event("message", "  two leading spaces", "1"),
-            event("message", "", "1"),
-            event("update", "\n", "1"),
-            event("message", "trailing newline\n", "1"),
-            event("message", "nul\0inside", "1"),
-            event("greeting", "last before the stream ends", "2"),
-            event("message", "resumed after 2", "3"),
-            event("bye", "done", "4"),
-        ])
-    );
+    assert_eq!(state["events"], chromium_events());
     // Two streams opened; the third request got 204 and closed the source.
     assert_eq!(state["opens"], 2);
-    assert_eq!(
-        *requests.0.lock().unwrap(),
-        [None, Some("2".to_owned()), Some("4".to_owned())]
-    );
+    let chromium_requests = requests.0.lock().unwrap().clone();
+    assert_eq!(chromium_requests, chromium_last_event_ids());
+
+    // tower-sse's client, side by side with Chromium on the same server.
+    #[cfg(feature = "client")]
+    {
+        requests.0.lock().unwrap().clear();
+        let (events, opens) = rust_client_run(addr).await;
+        assert_eq!(events, state["events"]);
+        assert_eq!(Value::from(opens), state["opens"]);
+        assert_eq!(*requests.0.lock().unwrap(), chromium_requests);
+    }
 }
