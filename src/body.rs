@@ -1,5 +1,6 @@
 //! `SseBody`: the streaming `text/event-stream` response body.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +15,7 @@ use tokio::time::{Instant, Sleep};
 use crate::config::{CloseReason, ConfigSlot, SseConfig};
 use crate::connection::ConnectionStatus;
 use crate::error::{BoxError, Lagged};
-use crate::event::IntoEncodedEvent;
+use crate::event::{IntoEncodedEvent, Split};
 use crate::keep_alive::KeepAlive;
 use crate::shutdown::Shutdown;
 use crate::shutdown::Watcher;
@@ -22,6 +23,10 @@ use crate::shutdown::Watcher;
 /// At most this many ready events are joined into one frame, whatever their
 /// size, so that one poll does a bounded amount of work.
 pub(crate) const MAX_FRAME_EVENTS: usize = 256;
+
+/// Data of at least this many bytes (one line, held as shared bytes or
+/// moved in) is sent as a piece of its own, not copied into the frame.
+pub(crate) const MIN_PIECE: usize = 8 * 1024;
 
 /// The largest buffer a frame starts with; larger events grow it as needed.
 const MAX_FIRST_CAPACITY: usize = 1 << 20;
@@ -111,6 +116,9 @@ struct Rare {
     shutdown: Option<Watcher>,
     // An event that did not fit into the previous frame.
     carried: Option<Bytes>,
+    // The rest of an event split around a large piece: sent before anything
+    // else, so that nothing can come between its parts.
+    pieces: VecDeque<Bytes>,
     // What the stream did after the events of the previous frame.
     deferred: Option<Deferred>,
 }
@@ -122,6 +130,7 @@ impl Rare {
             && self.max_age.is_none()
             && self.shutdown.is_none()
             && self.carried.is_none()
+            && self.pieces.is_empty()
             && self.deferred.is_none()
     }
 }
@@ -220,6 +229,9 @@ where
         let config = &*this.config;
         let mut carried = None;
         if let Some(rare) = this.rare.as_deref_mut() {
+            if let Some(piece) = rare.pieces.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(piece))));
+            }
             match rare.deferred.take() {
                 Some(Deferred::End) => {
                     end(
@@ -262,9 +274,17 @@ where
         while batch.wants_more() {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match batch.push(item) {
-                    Ok(None) => {}
-                    Ok(Some(overflow)) => {
+                    Ok(Pushed::Joined) => {}
+                    Ok(Pushed::Overflow(overflow)) => {
                         rare_mut(this.rare).carried = Some(overflow);
+                        break;
+                    }
+                    Ok(Pushed::Split(split)) => {
+                        let pieces = &mut rare_mut(this.rare).pieces;
+                        pieces.push_back(split.piece);
+                        if !split.tail.is_empty() {
+                            pieces.push_back(Bytes::from_static(split.tail));
+                        }
                         break;
                     }
                     Err(error) => {
@@ -470,15 +490,17 @@ impl Batch {
     }
 
     /// Adds an item. When it makes the frame larger than the bound, its bytes
-    /// are handed back for the next frame; an invalid item adds nothing.
+    /// are handed back for the next frame; when it holds a large piece, what
+    /// comes before the piece ends this frame and the piece is handed back;
+    /// an invalid item adds nothing.
     #[inline]
-    fn push<I: IntoEncodedEvent>(&mut self, item: I) -> Result<Option<Bytes>, BoxError> {
+    fn push<I: IntoEncodedEvent>(&mut self, item: I) -> Result<Pushed, BoxError> {
         match &mut self.contents {
             Contents::Joined(buf) => append(buf, &mut self.events, self.limit, item),
             Contents::Empty if item.is_encoded() => {
                 self.contents = Contents::Lone(item.into_encoded_event()?.into_bytes());
                 self.events = 1;
-                Ok(None)
+                Ok(Pushed::Joined)
             }
             contents => {
                 // Room for a frame like the last one plus a quarter: a batch
@@ -515,8 +537,33 @@ impl Batch {
     }
 }
 
+/// What adding an item to a batch did.
+enum Pushed {
+    /// It joined the frame.
+    Joined,
+    /// It would take the frame past its bound: its bytes, for the next frame.
+    Overflow(Bytes),
+    /// Its start ended the frame; its large piece (and what follows) go next.
+    Split(Split),
+}
+
+#[cfg(test)]
+impl Pushed {
+    fn is_joined(&self) -> bool {
+        matches!(self, Pushed::Joined)
+    }
+
+    fn into_overflow(self) -> Option<Bytes> {
+        match self {
+            Pushed::Overflow(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
 /// Encodes `item` at the end of `buf`, the batch's joined events, counting it
-/// in `events`; hands back its bytes when it takes the frame past `limit`.
+/// in `events`; hands back its bytes when it takes the frame past `limit`,
+/// and its large piece when it has one.
 // Always inlined: it is the per-event step, and an out-of-line call would
 // move each event once more.
 #[inline(always)]
@@ -525,18 +572,24 @@ fn append<I: IntoEncodedEvent>(
     events: &mut usize,
     limit: usize,
     item: I,
-) -> Result<Option<Bytes>, BoxError> {
+) -> Result<Pushed, BoxError> {
     let before = buf.len();
-    if let Err(error) = item.encode_into(buf) {
-        buf.truncate(before);
-        return Err(error);
-    }
+    let split = match item.encode_split(buf, MIN_PIECE) {
+        Ok(split) => split,
+        Err(error) => {
+            buf.truncate(before);
+            return Err(error);
+        }
+    };
     *events += 1;
+    if let Some(split) = split {
+        return Ok(Pushed::Split(split));
+    }
     if *events > 1 && buf.len() > limit {
         *events -= 1;
-        return Ok(Some(buf.split_off(before).freeze()));
+        return Ok(Pushed::Overflow(buf.split_off(before).freeze()));
     }
-    Ok(None)
+    Ok(Pushed::Joined)
 }
 
 /// Ends the body: drops the stream now, releasing what it holds, and tells
@@ -649,7 +702,7 @@ mod tests {
     fn lone_encoded_event_is_not_copied() {
         let one = encoded(10);
         let mut batch = Batch::new(None, LIMIT, 0);
-        assert!(batch.push(one.clone()).unwrap().is_none());
+        assert!(batch.push(one.clone()).unwrap().is_joined());
         let frame = batch.finish().unwrap();
         assert_eq!(frame.as_ptr(), one.as_bytes().as_ptr());
     }
@@ -657,16 +710,16 @@ mod tests {
     #[test]
     fn events_are_encoded_into_one_buffer() {
         let mut batch = Batch::new(None, LIMIT, 0);
-        assert!(batch.push(encoded(10)).unwrap().is_none());
-        assert!(batch.push(Event::new().data("b")).unwrap().is_none());
+        assert!(batch.push(encoded(10)).unwrap().is_joined());
+        assert!(batch.push(Event::new().data("b")).unwrap().is_joined());
         assert_eq!(batch.finish().unwrap(), "data: xx\n\ndata: b\n\n");
     }
 
     #[test]
     fn batch_stops_at_byte_bound() {
         let mut batch = Batch::new(None, LIMIT, 0);
-        assert!(batch.push(encoded(LIMIT - 10)).unwrap().is_none());
-        let overflow = batch.push(encoded(20)).unwrap();
+        assert!(batch.push(encoded(LIMIT - 10)).unwrap().is_joined());
+        let overflow = batch.push(encoded(20)).unwrap().into_overflow();
         assert_eq!(overflow.map(|b| b.len()), Some(20));
         assert_eq!(batch.finish().unwrap().len(), LIMIT - 10);
     }
@@ -675,9 +728,9 @@ mod tests {
     fn zero_limit_sends_one_event_per_frame() {
         let mut batch = Batch::new(None, 0, 0);
         assert!(batch.wants_more());
-        assert!(batch.push(Event::new().data("a")).unwrap().is_none());
+        assert!(batch.push(Event::new().data("a")).unwrap().is_joined());
         assert!(!batch.wants_more());
-        let overflow = batch.push(Event::new().data("b")).unwrap();
+        let overflow = batch.push(Event::new().data("b")).unwrap().into_overflow();
         assert_eq!(overflow.as_deref(), Some(&b"data: b\n\n"[..]));
         assert_eq!(batch.finish().unwrap(), "data: a\n\n");
     }
@@ -685,16 +738,41 @@ mod tests {
     #[test]
     fn invalid_event_adds_nothing() {
         let mut batch = Batch::new(None, LIMIT, 0);
-        assert!(batch.push(Event::new().data("a")).unwrap().is_none());
+        assert!(batch.push(Event::new().data("a")).unwrap().is_joined());
         assert!(batch.push(Event::new().data("b").id("\n")).is_err());
         assert_eq!(batch.finish().unwrap(), "data: a\n\n");
+    }
+
+    #[test]
+    fn large_data_is_handed_back_as_a_piece_of_its_own() {
+        let data = bytes::Bytes::from(vec![b'x'; MIN_PIECE]);
+        let mut batch = Batch::new(None, LIMIT, 0);
+        assert!(batch.push(Event::new().data("a")).unwrap().is_joined());
+        let event = Event::new()
+            .id(7)
+            .data(crate::Data::try_from(data.clone()).unwrap());
+        let Pushed::Split(split) = batch.push(event).unwrap() else {
+            panic!("not split");
+        };
+        assert_eq!(split.piece.as_ptr(), data.as_ptr(), "not copied");
+        assert_eq!(split.tail, b"\n\n");
+        assert_eq!(batch.finish().unwrap(), "data: a\n\nid: 7\ndata: ");
+    }
+
+    #[test]
+    fn large_data_with_a_line_break_is_copied() {
+        let mut text = "x".repeat(MIN_PIECE);
+        text.push('\n');
+        let mut batch = Batch::new(None, LIMIT, 0);
+        assert!(batch.push(Event::new().data(text)).unwrap().is_joined());
+        assert_eq!(batch.finish().unwrap().len(), MIN_PIECE + 15);
     }
 
     #[test]
     fn batch_stops_at_event_bound() {
         let mut batch = Batch::new(None, LIMIT, 0);
         while batch.wants_more() {
-            assert!(batch.push(Event::new()).unwrap().is_none());
+            assert!(batch.push(Event::new()).unwrap().is_joined());
         }
         assert_eq!(batch.finish().unwrap().len(), MAX_FRAME_EVENTS);
     }

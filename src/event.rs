@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -75,9 +76,181 @@ struct Extras {
     error: Option<EventError>,
 }
 
-/// A string an event holds: borrowed for the whole program or owned, never
-/// copied on the way in.
-type Text = Cow<'static, str>;
+/// A string an event holds, as the application held it.
+type Text = Data;
+
+/// Text for an event's data or comment, held as the application holds it:
+/// never copied on the way in, and copied once on the way out, into the
+/// response (or, for a large value, not at all: see
+/// [`SseBody`](crate::SseBody)).
+///
+/// [`Event::data`] takes anything that converts into `Data`:
+///
+/// | you hold | conversion | cost |
+/// | --- | --- | --- |
+/// | `&'static str` | `From` | none |
+/// | `String`, `Box<str>`, `Cow<'static, str>` | `From` | none (moved in) |
+/// | `Arc<str>`, `&Arc<str>` (one message shared by many events) | `From` | a reference count |
+/// | `Bytes` known to be UTF-8 (a message read from a bus or a socket) | `TryFrom`, checked | one validation pass |
+/// | `Bytes` you know is text | [`Data::from_text_bytes`], not checked | none |
+/// | `&String`, a borrowed `&str` | `From<&String>`, [`Data::copied`] | one copy |
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use bytes::Bytes;
+/// use tower_sse::{Data, Event};
+///
+/// let shared: Arc<str> = Arc::from(r#"{"price":101.5}"#);
+/// let from_bus = Bytes::from_static(b"hello");
+/// let borrowed: &str = &String::from("borrowed");
+///
+/// let events = [
+///     Event::new().data("static"),
+///     Event::new().data(String::from("owned")),
+///     Event::new().data(&shared),
+///     Event::new().data(Data::try_from(from_bus)?),
+///     Event::new().data(Data::copied(borrowed)),
+/// ];
+/// # assert_eq!(events.len(), 5);
+/// # Ok::<(), std::str::Utf8Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Data(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    Owned(String),
+    Shared(Arc<str>),
+    /// UTF-8 (checked) or known to be text by the application.
+    Bytes(Bytes),
+}
+
+impl Data {
+    /// Takes `bytes` as text without checking that they are UTF-8: for bytes
+    /// the application knows are text (it wrote them itself, say), to skip
+    /// the validation pass of `Data::try_from`. Nothing unsafe happens if
+    /// they are not: a client then decodes each invalid sequence as U+FFFD,
+    /// as a browser does.
+    pub fn from_text_bytes(bytes: Bytes) -> Self {
+        Self(Repr::Bytes(bytes))
+    }
+
+    /// Copies a borrowed string, for data that lives no longer than the
+    /// caller (an event is `'static`, so that it can wait in a stream).
+    pub fn copied(text: &str) -> Self {
+        Self(Repr::Owned(text.to_owned()))
+    }
+
+    /// The text's length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Static(text) => text.as_bytes(),
+            Repr::Owned(text) => text.as_bytes(),
+            Repr::Shared(text) => text.as_bytes(),
+            Repr::Bytes(bytes) => bytes,
+        }
+    }
+
+    /// The text as shared bytes, without copying it.
+    fn into_bytes(self) -> Bytes {
+        match self.0 {
+            Repr::Static(text) => Bytes::from_static(text.as_bytes()),
+            Repr::Owned(text) => Bytes::from(text),
+            Repr::Shared(text) => Bytes::from_owner(SharedText(text)),
+            Repr::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+/// An `Arc<str>` as the owner of a `Bytes`.
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl From<&'static str> for Data {
+    #[inline]
+    fn from(text: &'static str) -> Self {
+        Self(Repr::Static(text))
+    }
+}
+
+impl From<String> for Data {
+    #[inline]
+    fn from(text: String) -> Self {
+        Self(Repr::Owned(text))
+    }
+}
+
+impl From<&String> for Data {
+    /// Copies the string.
+    #[inline]
+    fn from(text: &String) -> Self {
+        Self::copied(text)
+    }
+}
+
+impl From<Box<str>> for Data {
+    #[inline]
+    fn from(text: Box<str>) -> Self {
+        Self(Repr::Owned(text.into_string()))
+    }
+}
+
+impl From<Cow<'static, str>> for Data {
+    #[inline]
+    fn from(text: Cow<'static, str>) -> Self {
+        match text {
+            Cow::Borrowed(text) => Self(Repr::Static(text)),
+            Cow::Owned(text) => Self(Repr::Owned(text)),
+        }
+    }
+}
+
+impl From<Arc<str>> for Data {
+    #[inline]
+    fn from(text: Arc<str>) -> Self {
+        Self(Repr::Shared(text))
+    }
+}
+
+impl From<&Arc<str>> for Data {
+    #[inline]
+    fn from(text: &Arc<str>) -> Self {
+        Self(Repr::Shared(Arc::clone(text)))
+    }
+}
+
+impl TryFrom<Bytes> for Data {
+    type Error = std::str::Utf8Error;
+
+    /// Takes `bytes` as text once they are checked to be UTF-8.
+    fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Self(Repr::Bytes(bytes)))
+    }
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&String::from_utf8_lossy(self.as_bytes()), f)
+    }
+}
 
 const ID: &[u8] = b"id: ";
 const EVENT: &[u8] = b"event: ";
@@ -135,17 +308,19 @@ impl Event {
 
     /// Sets the event's data.
     ///
-    /// Takes a `&'static str`, a `String` or a `Cow<'static, str>` and keeps
-    /// it as it is, without a copy: the data is copied once, when the event is
-    /// encoded into the response. (For a borrowed `&str`, pass
-    /// `s.to_owned()`.)
+    /// Takes the data as the application holds it ([`Data`]): a `&'static
+    /// str`, a `String`, a shared `Arc<str>` or UTF-8 `Bytes`, without a
+    /// copy; the data is copied once, when the event is encoded into the
+    /// response, and not at all when it is large enough to go out as its own
+    /// piece of the response. A borrowed `&str` is copied with
+    /// [`Data::copied`].
     ///
     /// Each line of `data` is written as its own `data:` line; the client joins
     /// them with LF. Calling `data` again appends: the client receives the two
     /// values joined by one LF.
     #[must_use]
     #[inline(always)]
-    pub fn data(mut self, data: impl Into<Cow<'static, str>>) -> Self {
+    pub fn data(mut self, data: impl Into<Data>) -> Self {
         self.push_data(data.into());
         self
     }
@@ -153,7 +328,7 @@ impl Event {
     /// Adds a comment, which clients ignore; a multi-line comment is written as
     /// one `:` line per line. Comments are written first in the block.
     #[must_use]
-    pub fn comment(mut self, comment: impl Into<Cow<'static, str>>) -> Self {
+    pub fn comment(mut self, comment: impl Into<Data>) -> Self {
         self.extras_mut().comments.push(comment.into());
         self
     }
@@ -167,7 +342,7 @@ impl Event {
     #[must_use]
     pub fn json_data<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
         match serde_json::to_string(value) {
-            Ok(json) => self.push_data(Cow::Owned(json)),
+            Ok(json) => self.push_data(Data::from(json)),
             Err(error) => self.set_error(EventErrorKind::Json(std::sync::Arc::new(error))),
         }
         self
@@ -230,6 +405,39 @@ impl Event {
         Ok(())
     }
 
+    /// Like [`encode_into`](Event::encode_into), but when the event is an id,
+    /// a type and one line of data of at least `min_piece` bytes, writes only
+    /// what comes before the data and hands the data back as shared bytes,
+    /// without copying it: the caller sends it, then the event's end.
+    pub(crate) fn encode_split(
+        mut self,
+        buf: &mut BytesMut,
+        min_piece: usize,
+    ) -> Result<Option<Bytes>, EventError> {
+        let large = self.extras.is_none()
+            && self.data.as_ref().is_some_and(|data| {
+                data.len() >= min_piece && !may_hold_line_break(data.as_bytes())
+            });
+        if !large {
+            self.encode_into(buf)?;
+            return Ok(None);
+        }
+        let head = |prefix: &[u8], field: Option<&Field>| {
+            field.map_or(0, |field| prefix.len() + field.as_bytes().len() + 1)
+        };
+        buf.reserve(
+            head(ID, self.id.as_ref()) + head(EVENT, self.event_type.as_ref()) + DATA.len(),
+        );
+        if let Some(id) = &self.id {
+            put_line(buf, ID, id.as_bytes());
+        }
+        if let Some(event_type) = &self.event_type {
+            put_line(buf, EVENT, event_type.as_bytes());
+        }
+        buf.put_slice(DATA);
+        Ok(self.data.take().map(Data::into_bytes))
+    }
+
     /// Writes an event that has at most an id, a type and one data value:
     /// nearly every event. When the data has no byte below 14 (so certainly
     /// no line break), the size is known up front and the event is written
@@ -237,7 +445,7 @@ impl Event {
     /// path.
     #[inline]
     fn write_plain(&self, buf: &mut BytesMut) {
-        let data = self.data.as_deref().map(str::as_bytes);
+        let data = self.data.as_ref().map(Data::as_bytes);
         if data.is_some_and(may_hold_line_break) {
             buf.reserve(self.plain_len_estimate() + 32);
             self.write_to(buf);
@@ -900,6 +1108,35 @@ pub trait IntoEncodedEvent {
     fn is_encoded(&self) -> bool {
         false
     }
+
+    /// Appends the item to `buf` as [`encode_into`](Self::encode_into) does,
+    /// or, when part of it is at least `min_piece` bytes that it holds as
+    /// shared bytes, appends what comes before that part and returns the part
+    /// and what follows it, so that a body can send the part as a piece of
+    /// its own instead of copying it. The default never splits.
+    ///
+    /// Not meant to be called by applications; implement it only to hand a
+    /// body large parts without a copy.
+    #[doc(hidden)]
+    fn encode_split(self, buf: &mut BytesMut, min_piece: usize) -> Result<Option<Split>, BoxError>
+    where
+        Self: Sized,
+    {
+        let _ = min_piece;
+        self.encode_into(buf)?;
+        Ok(None)
+    }
+}
+
+/// A large part of an encoded item, sent as its own piece of a response, and
+/// what follows it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Split {
+    /// The large part, not copied.
+    pub piece: Bytes,
+    /// The end of the item after the piece.
+    pub tail: &'static [u8],
 }
 
 impl IntoEncodedEvent for Event {
@@ -910,6 +1147,15 @@ impl IntoEncodedEvent for Event {
     #[inline]
     fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError> {
         Event::encode_into(self, buf).map_err(Into::into)
+    }
+
+    #[inline]
+    fn encode_split(self, buf: &mut BytesMut, min_piece: usize) -> Result<Option<Split>, BoxError> {
+        let piece = Event::encode_split(self, buf, min_piece)?;
+        Ok(piece.map(|piece| Split {
+            piece,
+            tail: b"\n\n",
+        }))
     }
 }
 
@@ -925,6 +1171,17 @@ impl IntoEncodedEvent for EncodedEvent {
 
     fn is_encoded(&self) -> bool {
         true
+    }
+
+    fn encode_split(self, buf: &mut BytesMut, min_piece: usize) -> Result<Option<Split>, BoxError> {
+        if self.0.len() < min_piece {
+            buf.extend_from_slice(&self.0);
+            return Ok(None);
+        }
+        Ok(Some(Split {
+            piece: self.0,
+            tail: b"",
+        }))
     }
 }
 
@@ -943,6 +1200,10 @@ where
 
     fn is_encoded(&self) -> bool {
         self.as_ref().is_ok_and(T::is_encoded)
+    }
+
+    fn encode_split(self, buf: &mut BytesMut, min_piece: usize) -> Result<Option<Split>, BoxError> {
+        self.map_err(Into::into)?.encode_split(buf, min_piece)
     }
 }
 
@@ -1069,12 +1330,12 @@ mod tests {
     #[test]
     fn static_data_is_not_copied_into_the_event() {
         let event = Event::new().data("static");
-        assert!(matches!(event.data, Some(Cow::Borrowed(_))));
+        assert!(matches!(event.data, Some(Data(Repr::Static(_)))));
     }
 
     #[test]
     fn an_event_is_small_to_move() {
-        assert!(std::mem::size_of::<Event>() <= 80);
+        assert!(std::mem::size_of::<Event>() <= 96);
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub use config::{CloseReason, Farewell, SseConfig};
 pub use config_layer::{ApplySseConfig, ApplySseConfigFuture, SseConfigLayer};
 pub use connection::{ConnectionGuard, ConnectionStatus, GuardedIo};
 pub use error::{BoxError, EventError, GraceElapsed, InvalidLastEventId, Lagged};
-pub use event::{EncodedEvent, Event, IntoEncodedEvent, IntoId};
+pub use event::{Data, EncodedEvent, Event, IntoEncodedEvent, IntoId};
 pub use future::ResponseFuture;
 pub use keep_alive::KeepAlive;
 pub use last_event_id::{LAST_EVENT_ID, LastEventId, LastEventIdHeader};

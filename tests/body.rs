@@ -4,6 +4,7 @@
 mod support;
 
 use std::io;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use futures_util::stream;
 use http_body::Body;
 use tokio::time::{Instant, advance, timeout};
 use tower_sse::{
-    CloseReason, EncodedEvent, Event, EventError, Farewell, KeepAlive, Shutdown, SseBody, SseConfig,
+    CloseReason, Data, EncodedEvent, Event, EventError, Farewell, KeepAlive, Shutdown, SseBody,
+    SseConfig,
 };
 
 use support::{CloseRecorder, channel, collect_frames, next_frame, poll_frame_now};
@@ -94,8 +96,14 @@ async fn frames_stay_within_32_kib_unless_one_event_is_larger() {
     let big = 64 * KIB;
     let events: Vec<Event> = (0..200)
         .map(|n| {
-            let size = if n == 100 { big } else { 1000 + n };
-            Event::new().id(n).data("x".repeat(size))
+            if n == 100 {
+                // Two lines: copied into a frame of its own, not sent as a
+                // piece.
+                return Event::new()
+                    .id(n)
+                    .data(format!("{}\n{}", "x".repeat(big), "x"));
+            }
+            Event::new().id(n).data("x".repeat(1000 + n))
         })
         .collect();
     let expected: Vec<Bytes> = events.iter().cloned().map(encoded).collect();
@@ -143,9 +151,13 @@ async fn zero_max_frame_bytes_sends_one_event_per_frame() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn event_larger_than_a_frame_passes_as_its_own_frame() {
+async fn large_data_goes_out_as_a_piece_of_its_own_without_a_copy() {
+    let payload = Bytes::from(vec![b'y'; 64 * KIB]);
     let small = Event::new().data("before");
-    let big = Event::new().data("y".repeat(64 * KIB));
+    let big = Event::new()
+        .id("a-1")
+        .event("blob")
+        .data(Data::try_from(payload.clone()).unwrap());
     let after = Event::new().data("after");
     let expected = [
         encoded(small.clone()),
@@ -156,7 +168,54 @@ async fn event_larger_than_a_frame_passes_as_its_own_frame() {
 
     let frames = collect_frames(&mut body).await;
 
-    assert_eq!(frames, expected);
+    assert_eq!(frames.concat(), expected.concat());
+    assert_eq!(frames[0], "data: before\n\nid: a-1\nevent: blob\ndata: ");
+    assert_eq!(
+        frames[1].as_ptr(),
+        payload.as_ptr(),
+        "the payload was copied"
+    );
+    assert_eq!(frames[1].len(), payload.len());
+    assert_eq!(frames[2], "\n\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_data_of_every_form_is_written_exactly() {
+    let shared: Arc<str> = Arc::from("shared ∑ data");
+    let large: Arc<str> = Arc::from("z".repeat(64 * KIB));
+    let borrowed = String::from("borrowed");
+    let events = vec![
+        Event::new().data(&shared),
+        Event::new().data(Arc::clone(&shared)),
+        Event::new().data(Data::try_from(Bytes::from_static("bytes ∑".as_bytes())).unwrap()),
+        Event::new().data(Data::from_text_bytes(Bytes::from_static(b"known text"))),
+        Event::new().data(&borrowed),
+        Event::new().data(Data::copied(borrowed.as_str())),
+        Event::new().id(9).data(&large),
+        Event::new().comment(Arc::clone(&shared)).data("x"),
+    ];
+    let mut expected = String::new();
+    for data in [
+        &*shared,
+        &*shared,
+        "bytes ∑",
+        "known text",
+        "borrowed",
+        "borrowed",
+    ] {
+        expected.push_str(&format!("data: {data}\n\n"));
+    }
+    expected.push_str(&format!("id: 9\ndata: {large}\n\n: {shared}\ndata: x\n\n"));
+    let mut body = Box::pin(SseBody::new(stream::iter(events)));
+
+    let frames = collect_frames(&mut body).await;
+
+    assert_eq!(frames.concat(), expected.as_bytes());
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_refused_as_data() {
+    assert!(Data::try_from(Bytes::from_static(b"\xff")).is_err());
 }
 
 #[tokio::test(start_paused = true)]
