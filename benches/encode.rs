@@ -11,6 +11,13 @@
 //! - `lower_bound`: a hand-written body that writes the same bytes straight
 //!   into one buffer per frame of ready events: the least work there is.
 //!
+//! Shapes: `tiny` (`data: x`), `typical` (id `12345`, type `update`, 256 bytes
+//! of JSON), `multiline` (16 lines of 40 characters) and `large` (64 KiB, one
+//! line), each twice: with `&'static str` data, and (`shared-*`) as
+//! applications hold data they fan out: one `Arc<str>` shared by every event
+//! (each contestant takes it as its API allows: tower-sse without a copy,
+//! axum and warp by copying it), the id a string held at run time.
+//!
 //! Before timing, every contestant's output is decoded with
 //! `tower_sse::decode` and checked to be the same events.
 //!
@@ -19,6 +26,7 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -42,6 +50,26 @@ struct Shape {
     id: Option<&'static str>,
     event_type: Option<&'static str>,
     data: &'static str,
+    /// Data held in one `Arc<str>` shared by all events, the id in a string
+    /// made at run time.
+    shared: bool,
+}
+
+/// What a body's events are made from: the shape's values, shared the way
+/// the shape says.
+#[derive(Clone)]
+struct Values {
+    id: Option<Arc<str>>,
+    data: Arc<str>,
+}
+
+impl Values {
+    fn of(shape: Shape) -> Self {
+        Self {
+            id: shape.id.map(|id| Arc::from(id.to_owned())),
+            data: Arc::from(shape.data.to_owned()),
+        }
+    }
 }
 
 fn shapes() -> Vec<Shape> {
@@ -53,44 +81,63 @@ fn shapes() -> Vec<Shape> {
     json.push_str("]}");
     let multiline = vec!["x".repeat(40); 16].join("\n");
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-    vec![
+    let plain = [
         Shape {
             name: "tiny",
             id: None,
             event_type: None,
             data: "x",
+            shared: false,
         },
         Shape {
             name: "typical",
             id: Some("12345"),
             event_type: Some("update"),
             data: leak(json),
+            shared: false,
         },
         Shape {
             name: "multiline",
             id: None,
             event_type: None,
             data: leak(multiline),
+            shared: false,
         },
         Shape {
             name: "large",
             id: None,
             event_type: None,
             data: leak("y".repeat(64 * 1024)),
+            shared: false,
         },
-    ]
+    ];
+    let shared = plain.map(|shape| Shape {
+        name: leak(format!("shared-{}", shape.name)),
+        shared: true,
+        ..shape
+    });
+    plain.into_iter().chain(shared).collect()
 }
 
 fn tower_sse_events(shape: Shape) -> impl Stream<Item = Event> + Send + Sync + 'static {
+    let values = Values::of(shape);
     stream::iter(0..EVENTS).map(move |_| {
         let mut event = Event::new();
-        if let Some(id) = shape.id {
+        if shape.shared {
+            if let Some(id) = &values.id {
+                event = event.id(&**id);
+            }
+        } else if let Some(id) = shape.id {
             event = event.id(id);
         }
         if let Some(event_type) = shape.event_type {
             event = event.event(event_type);
         }
-        event.data(shape.data)
+        if shape.shared {
+            event.data(&values.data)
+        } else {
+            event.data(shape.data)
+        }
     })
 }
 
@@ -100,15 +147,25 @@ fn tower_sse_body(shape: Shape, config: SseConfig) -> BoxedBody {
 
 fn axum_body(shape: Shape) -> BoxedBody {
     use axum::response::sse::{Event, KeepAlive, Sse};
+    let values = Values::of(shape);
     let events = stream::iter(0..EVENTS).map(move |_| {
         let mut event = Event::default();
-        if let Some(id) = shape.id {
+        if shape.shared {
+            if let Some(id) = &values.id {
+                event = event.id(&**id);
+            }
+        } else if let Some(id) = shape.id {
             event = event.id(id);
         }
         if let Some(event_type) = shape.event_type {
             event = event.event(event_type);
         }
-        Ok::<_, Infallible>(event.data(shape.data))
+        let event = if shape.shared {
+            event.data(&*values.data)
+        } else {
+            event.data(shape.data)
+        };
+        Ok::<_, Infallible>(event)
     });
     boxed(
         Sse::new(events)
@@ -120,15 +177,25 @@ fn axum_body(shape: Shape) -> BoxedBody {
 
 fn warp_body(shape: Shape) -> BoxedBody {
     use warp::sse::Event;
+    let values = Values::of(shape);
     let events = stream::iter(0..EVENTS).map(move |_| {
         let mut event = Event::default();
-        if let Some(id) = shape.id {
+        if shape.shared {
+            if let Some(id) = &values.id {
+                event = event.id(&**id);
+            }
+        } else if let Some(id) = shape.id {
             event = event.id(id);
         }
         if let Some(event_type) = shape.event_type {
             event = event.event(event_type);
         }
-        Ok::<_, Infallible>(event.data(shape.data))
+        let event = if shape.shared {
+            event.data(&*values.data)
+        } else {
+            event.data(shape.data)
+        };
+        Ok::<_, Infallible>(event)
     });
     let events = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(events);
     boxed(warp::sse::reply(events).into_response().into_body())
@@ -142,7 +209,11 @@ struct LowerBound<S> {
     items: S,
 }
 
-impl<S: Stream<Item = &'static str> + Unpin> Body for LowerBound<S> {
+impl<S, D> Body for LowerBound<S>
+where
+    S: Stream<Item = D> + Unpin,
+    D: AsRef<str>,
+{
     type Data = Bytes;
     type Error = Infallible;
 
@@ -169,7 +240,7 @@ impl<S: Stream<Item = &'static str> + Unpin> Body for LowerBound<S> {
                 buf.put_slice(event_type.as_bytes());
                 buf.put_u8(b'\n');
             }
-            for line in data.split('\n') {
+            for line in data.as_ref().split('\n') {
                 buf.put_slice(b"data: ");
                 buf.put_slice(line.as_bytes());
                 buf.put_u8(b'\n');
@@ -249,6 +320,11 @@ fn contestants() -> Vec<(&'static str, MakeBody)> {
         ("axum", axum_body),
         ("warp", warp_body),
         ("lower_bound", |shape| {
+            if shape.shared {
+                let data = Values::of(shape).data;
+                let items = stream::iter(0..EVENTS).map(move |_| Arc::clone(&data));
+                return boxed(LowerBound { shape, items });
+            }
             let items = stream::iter(0..EVENTS).map(move |_| shape.data);
             boxed(LowerBound { shape, items })
         }),
@@ -278,7 +354,7 @@ fn encode(c: &mut Criterion) {
 
         let mut group = c.benchmark_group(format!("encode/{}", shape.name));
         group.throughput(Throughput::Elements(EVENTS as u64));
-        if shape.name == "large" {
+        if shape.name.ends_with("large") {
             group.sample_size(10);
         }
         for (name, make) in contestants() {

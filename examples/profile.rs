@@ -12,7 +12,8 @@
 //! valgrind --tool=callgrind target/release/examples/profile encode typical --rounds 20
 //! ```
 //!
-//! Options: `--rounds N` (default 300), `--no-keep-alive`. It prints the best
+//! Options: `--rounds N` (default 300), `--no-keep-alive`, `--shared` (the
+//! encode workload's data as one shared `Arc<str>`, its id a run-time string). It prints the best
 //! and the median time per event (or per delivery) over the rounds; the best
 //! is the steadier figure on a shared machine.
 
@@ -44,6 +45,7 @@ fn main() -> Result<(), BoxError> {
         None => 300,
     };
     let keep_alive = !args.iter().any(|arg| arg == "--no-keep-alive");
+    let shared = args.iter().any(|arg| arg == "--shared");
     let config = if keep_alive {
         SseConfig::new()
     } else {
@@ -61,7 +63,7 @@ fn main() -> Result<(), BoxError> {
         .build()?;
     let _guard = runtime.enter();
     let mut run: Run = match workload {
-        "encode" => Box::new(move |cx| Ok(encode(cx, data, typical, config.clone()))),
+        "encode" => Box::new(move |cx| Ok(encode(cx, data, typical, shared, config.clone()))),
         "lower-bound" => Box::new(move |cx| Ok(lower_bound(cx, data, typical))),
         "fanout" => fanout(config)?,
         "publish" => publish()?,
@@ -92,13 +94,28 @@ fn typical_json() -> String {
     json
 }
 
-/// An `SseBody` over 10,000 ready events, polled to its end.
-fn encode(cx: &mut Context<'_>, data: &'static str, typical: bool, config: SseConfig) -> usize {
+/// An `SseBody` over 10,000 ready events, polled to its end. With
+/// `shared`, the data is one `Arc<str>` shared by every event and the id a
+/// string made at run time, as applications that fan out hold them.
+fn encode(
+    cx: &mut Context<'_>,
+    data: &'static str,
+    typical: bool,
+    shared: bool,
+    config: SseConfig,
+) -> usize {
+    let shared_data: std::sync::Arc<str> = std::sync::Arc::from(data.to_owned());
+    let shared_id = String::from("12345");
     let events = stream::iter(0..EVENTS).map(move |_| {
-        if typical {
-            Event::new().id("12345").event("update").data(data)
+        let event = if typical {
+            Event::new().id(shared_id.as_str()).event("update")
         } else {
-            Event::new().data(data)
+            Event::new()
+        };
+        if shared {
+            event.data(&shared_data)
+        } else {
+            event.data(data)
         }
     });
     let mut body = Box::pin(SseBody::with_config(events, config));
