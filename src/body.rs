@@ -266,6 +266,19 @@ where
             carried = rare.carried.take();
         }
 
+        // One unit of the task's cooperative budget per frame: a connection
+        // whose stream is always ready yields to the others on its worker
+        // after a bounded number of frames (and hyper polls a body again
+        // after every frame it queues).
+        let coop = match tokio::task::coop::poll_proceed(cx) {
+            Poll::Ready(coop) => coop,
+            Poll::Pending => {
+                if let Some(carried) = carried {
+                    rare_mut(this.rare).carried = Some(carried);
+                }
+                return Poll::Pending;
+            }
+        };
         let mut batch = Batch::new(
             carried,
             config.inner().max_frame_bytes,
@@ -320,6 +333,7 @@ where
         }
 
         if let Some(frame) = batch.finish() {
+            coop.made_progress();
             *this.last_frame_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
             if this.keep_alive.is_some() {
                 *this.last_write = Some(Instant::now());

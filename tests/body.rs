@@ -124,6 +124,29 @@ async fn frames_stay_within_32_kib_unless_one_event_is_larger() {
     assert!(counts.iter().any(|&count| count > 1), "no batching at all");
 }
 
+#[tokio::test]
+async fn an_always_ready_stream_yields_its_worker_after_a_bounded_number_of_frames() {
+    let events = stream::iter((0..).map(numbered));
+    let config = SseConfig::new().max_frame_bytes(0);
+    let mut body = Box::pin(SseBody::with_config(events, config));
+    // All the frames one poll of the task gets before the body gives way.
+    let frames = std::future::poll_fn(|cx| {
+        let mut frames = 0_usize;
+        while frames < 100_000 {
+            match body.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(_))) => frames += 1,
+                Poll::Pending => break,
+                other => panic!("the stream is endless: {other:?}"),
+            }
+        }
+        Poll::Ready(frames)
+    })
+    .await;
+    assert!((1..=128).contains(&frames), "{frames} frames in one poll");
+    // It goes on once the task runs again.
+    assert!(next_frame(&mut body).await.is_some());
+}
+
 #[tokio::test(start_paused = true)]
 async fn max_frame_bytes_sets_the_batch_bound() {
     let events: Vec<Event> = (0..50).map(numbered).collect();
