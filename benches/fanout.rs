@@ -34,7 +34,8 @@
 //!   (as N connection tasks are), so the publish wakes N tasks;
 //! - `*_busy`: the subscribers were woken by an earlier publish and have not
 //!   read yet (a steady stream of events to readers that keep up), so the
-//!   publish wakes no one.
+//!   publish wakes no one. `broadcast_encode_busy` also encodes the event
+//!   (with an id) before sending it, as the hub does.
 //!
 //! Only the publish is timed; the subscribers read between samples.
 //!
@@ -555,6 +556,22 @@ fn publish(c: &mut Criterion) {
                 let (sender, bytes) = (readers.sender.clone(), readers.bytes.clone());
                 let publish = || {
                     black_box(sender.send(bytes.clone()).expect("receivers are open"));
+                };
+                time_busy(iters, n, publish, || readers.read())
+            });
+        });
+        // Like for like with the hub, which takes an `Event`: the publisher
+        // encodes the event (with an id) once, then sends it.
+        group.bench_with_input(BenchmarkId::new("broadcast_encode_busy", n), &n, |b, &n| {
+            let mut readers = BroadcastReaders::new(n);
+            b.iter_custom(|iters| {
+                let sender = readers.sender.clone();
+                let id = std::cell::Cell::new(0_u64);
+                let publish = || {
+                    id.set(id.get() + 1);
+                    let event = Event::new().id(id.get()).event(EVENT_TYPE).data(DATA);
+                    let bytes = event.encode().expect("a valid event").into_bytes();
+                    black_box(sender.send(bytes).expect("receivers are open"));
                 };
                 time_busy(iters, n, publish, || readers.read())
             });
