@@ -2,15 +2,29 @@
 //! one server on 127.0.0.1, in one run.
 //!
 //! ```text
-//! bash -c 'ulimit -n 20000 && cargo run --release --example loadtest --features axum -- --seconds 5 --idle 10000'
+//! bash -c 'ulimit -n 20000 && cargo run --release --example loadtest --features axum -- --seconds 5 --idle 10000 --slow 1000'
 //! ```
+//!
+//! Options: `--seconds N` (5) per measurement, `--idle N` (10000) idle
+//! connections and `--slow N` (1000) slow clients (`0` skips either test),
+//! `--shape static|shared` (`shared`) for how the events are held, and
+//! `--frame-bytes N` for [`SseConfig::max_frame_bytes`] on the tower-sse
+//! routes (the library's default if not given; the report's header says which).
 //!
 //! One axum router serves both contestants: `/tower-sse` (a
 //! [`SseResponse`]) and `/axum` (axum's `Sse`), each an endless, always-ready
 //! stream of typical events (id `12345`, type `update`, 256 bytes of JSON),
-//! with a keep-alive every 15 s, and `?events=N` to end after `N` events. The
-//! server runs on a tokio runtime of its own (2 workers) whose threads are all
-//! named `server`, so its CPU time is read per thread from
+//! with a keep-alive every 15 s, and `?events=N` to end after `N` events. Both
+//! contestants send the same events, built from data held in one of two
+//! shapes:
+//!
+//! - `static`: the JSON a `&'static str`, the id the literal `12345`;
+//! - `shared` (the default), data as applications hold it: the JSON one
+//!   `Arc<str>` shared by every event (tower-sse takes `&Arc<str>` without a
+//!   copy; axum gets `&str`), the id a `String` made at startup.
+//!
+//! The server runs on a tokio runtime of its own (2 workers) whose threads are
+//! all named `server`, so its CPU time is read per thread from
 //! `/proc/self/task/*/schedstat`, apart from the clients' (`client` threads).
 //!
 //! Clients speak raw HTTP/1.1 over TCP and count events in the raw bytes as
@@ -18,17 +32,34 @@
 //! around the events adds only `\r\n`-ended lines, two carriage returns a
 //! chunk, which also count the frames the server wrote. A pre-check asks each
 //! route for `?events=1000` and checks both the raw count and the de-chunked
-//! body, byte for byte.
+//! body, byte for byte, whatever the shape.
 //!
 //! Then, for each contestant in turn: 1 client, then 64 clients, each for
 //! `--seconds` after a 1 s warm-up: events/s and server CPU time per event.
+//! Each client also counts its own events, so the report shows how fairly the
+//! server shares itself: the fewest and the most events one connection read in
+//! the measured window, and their ratio max/min (1 is perfectly even).
 //!
-//! Last, memory per idle connection: for each contestant a fresh server
-//! process (this program, `--serve-idle`) gets `--idle` connections to a route
+//! Then, memory per idle connection: for each contestant a fresh server
+//! process (this program, `--serve`) gets `--idle` connections to a route
 //! whose stream never yields, and its resident memory is read before and
 //! after. A fresh process each, so neither contestant reuses memory the other
 //! freed, and the clients' memory is not counted. Both processes need a file
-//! descriptor per connection: hence `ulimit -n`. `--idle 0` skips this test.
+//! descriptor per connection: hence `ulimit -n`.
+//!
+//! Last, slow clients: for each contestant a fresh server process again, and
+//! `--slow` clients of the always-ready stream (in the chosen shape), each
+//! with a 16 KiB receive buffer asked for, reading at most 4 KiB then sleeping
+//! 20 ms, over and over, for `--seconds`: slower than the server writes, so
+//! the socket buffers fill and the server holds whatever it has made but
+//! cannot send. The report gives the server's peak resident memory (`VmHWM`)
+//! and its resident memory at the end (`VmRSS`, the connections still open),
+//! in MiB, and per connection in KiB above the memory before the slow
+//! connections, for both contestants and tower-sse / axum; and how fast the
+//! clients read and how many of their reads found a full 4 KiB waiting (near
+//! 100%: the clients were the slow side). The clients then stop by themselves
+//! and the server process is ended. The descriptors needed are capped by
+//! `ulimit -n` as for `--idle`.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read};
