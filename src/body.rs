@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
@@ -90,6 +92,9 @@ pin_project! {
         config: SseConfig,
         // The size of the previous frame: the next frame buffer's first guess.
         last_frame_len: u32,
+        // The bytes of this body's own frame buffers that the server holds
+        // and has not written (and dropped) yet; made with the first one.
+        unwritten: Option<Arc<AtomicUsize>>,
         // The close hook has been told why the body ended (or an empty body
         // has nothing to tell).
         reported: bool,
@@ -156,6 +161,7 @@ impl<S> SseBody<S> {
             rare: None,
             config,
             last_frame_len: 0,
+            unwritten: None,
             reported: false,
         }
     }
@@ -191,6 +197,7 @@ impl<S> SseBody<S> {
             rare: None,
             config: SseConfig::default(),
             last_frame_len: 0,
+            unwritten: None,
             reported: true,
         }
     }
@@ -279,11 +286,21 @@ where
                 return Poll::Pending;
             }
         };
-        let mut batch = Batch::new(
-            carried,
-            config.inner().max_frame_bytes,
-            *this.last_frame_len as usize,
-        );
+        // The server holds at most about two frames' worth of this body's
+        // own bytes: while more is unwritten (the client reads slowly), each
+        // frame carries one event, so a slow connection costs little memory.
+        // (hyper asks for up to 16 frames before it writes, so a fast
+        // connection gets two full frames and a few single events a write.)
+        let unwritten = this
+            .unwritten
+            .as_ref()
+            .map_or(0, |unwritten| unwritten.load(Ordering::Relaxed));
+        let max_frame_bytes = config.inner().max_frame_bytes;
+        let limit = max_frame_bytes
+            .saturating_mul(2)
+            .saturating_sub(unwritten)
+            .min(max_frame_bytes);
+        let mut batch = Batch::new(carried, limit, *this.last_frame_len as usize);
         while batch.wants_more() {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match batch.push(item) {
@@ -332,7 +349,7 @@ where
             }
         }
 
-        if let Some(frame) = batch.finish() {
+        if let Some(frame) = batch.finish(this.unwritten) {
             coop.made_progress();
             *this.last_frame_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
             if this.keep_alive.is_some() {
@@ -529,6 +546,9 @@ impl Batch {
                     .saturating_add(self.last_frame_len / 4)
                     .saturating_add(512)
                     .min(MAX_FIRST_CAPACITY)
+                    // A frame bounded low (its connection has a frame
+                    // unwritten) must not reserve room for a large one.
+                    .min(self.limit.saturating_add(512))
                     .max(2 * lone_len);
                 let mut buf = BytesMut::with_capacity(capacity);
                 if let Contents::Lone(lone) = contents {
@@ -541,13 +561,48 @@ impl Batch {
         }
     }
 
+    /// The frame. A buffer of joined events is counted in `unwritten` until
+    /// the server drops it; a lone event's bytes are shared (a hub's, say) and
+    /// are not.
     #[inline]
-    fn finish(self) -> Option<Bytes> {
+    fn finish(self, unwritten: &mut Option<Arc<AtomicUsize>>) -> Option<Bytes> {
         match self.contents {
             Contents::Empty => None,
             Contents::Lone(bytes) => Some(bytes),
-            Contents::Joined(buf) => Some(buf.freeze()),
+            Contents::Joined(buf) => {
+                let unwritten = unwritten.get_or_insert_with(Arc::default);
+                Some(Bytes::from_owner(Unwritten::new(buf, unwritten)))
+            }
         }
+    }
+}
+
+/// A frame buffer, counted in its body's unwritten bytes until the server
+/// drops it (after writing it, or with the connection).
+struct Unwritten {
+    buf: BytesMut,
+    count: Arc<AtomicUsize>,
+}
+
+impl Unwritten {
+    fn new(buf: BytesMut, count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(buf.capacity(), Ordering::Relaxed);
+        Self {
+            buf,
+            count: Arc::clone(count),
+        }
+    }
+}
+
+impl AsRef<[u8]> for Unwritten {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Unwritten {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.buf.capacity(), Ordering::Relaxed);
     }
 }
 
@@ -717,7 +772,7 @@ mod tests {
         let one = encoded(10);
         let mut batch = Batch::new(None, LIMIT, 0);
         assert!(batch.push(one.clone()).unwrap().is_joined());
-        let frame = batch.finish().unwrap();
+        let frame = batch.finish(&mut None).unwrap();
         assert_eq!(frame.as_ptr(), one.as_bytes().as_ptr());
     }
 
@@ -726,7 +781,7 @@ mod tests {
         let mut batch = Batch::new(None, LIMIT, 0);
         assert!(batch.push(encoded(10)).unwrap().is_joined());
         assert!(batch.push(Event::new().data("b")).unwrap().is_joined());
-        assert_eq!(batch.finish().unwrap(), "data: xx\n\ndata: b\n\n");
+        assert_eq!(batch.finish(&mut None).unwrap(), "data: xx\n\ndata: b\n\n");
     }
 
     #[test]
@@ -735,7 +790,7 @@ mod tests {
         assert!(batch.push(encoded(LIMIT - 10)).unwrap().is_joined());
         let overflow = batch.push(encoded(20)).unwrap().into_overflow();
         assert_eq!(overflow.map(|b| b.len()), Some(20));
-        assert_eq!(batch.finish().unwrap().len(), LIMIT - 10);
+        assert_eq!(batch.finish(&mut None).unwrap().len(), LIMIT - 10);
     }
 
     #[test]
@@ -746,7 +801,7 @@ mod tests {
         assert!(!batch.wants_more());
         let overflow = batch.push(Event::new().data("b")).unwrap().into_overflow();
         assert_eq!(overflow.as_deref(), Some(&b"data: b\n\n"[..]));
-        assert_eq!(batch.finish().unwrap(), "data: a\n\n");
+        assert_eq!(batch.finish(&mut None).unwrap(), "data: a\n\n");
     }
 
     #[test]
@@ -754,7 +809,7 @@ mod tests {
         let mut batch = Batch::new(None, LIMIT, 0);
         assert!(batch.push(Event::new().data("a")).unwrap().is_joined());
         assert!(batch.push(Event::new().data("b").id("\n")).is_err());
-        assert_eq!(batch.finish().unwrap(), "data: a\n\n");
+        assert_eq!(batch.finish(&mut None).unwrap(), "data: a\n\n");
     }
 
     #[test]
@@ -770,7 +825,7 @@ mod tests {
         };
         assert_eq!(split.piece.as_ptr(), data.as_ptr(), "not copied");
         assert_eq!(split.tail, b"\n\n");
-        assert_eq!(batch.finish().unwrap(), "data: a\n\nid: 7\ndata: ");
+        assert_eq!(batch.finish(&mut None).unwrap(), "data: a\n\nid: 7\ndata: ");
     }
 
     #[test]
@@ -779,7 +834,7 @@ mod tests {
         text.push('\n');
         let mut batch = Batch::new(None, LIMIT, 0);
         assert!(batch.push(Event::new().data(text)).unwrap().is_joined());
-        assert_eq!(batch.finish().unwrap().len(), MIN_PIECE + 15);
+        assert_eq!(batch.finish(&mut None).unwrap().len(), MIN_PIECE + 15);
     }
 
     #[test]
@@ -788,6 +843,6 @@ mod tests {
         while batch.wants_more() {
             assert!(batch.push(Event::new()).unwrap().is_joined());
         }
-        assert_eq!(batch.finish().unwrap().len(), MAX_FRAME_EVENTS);
+        assert_eq!(batch.finish(&mut None).unwrap().len(), MAX_FRAME_EVENTS);
     }
 }

@@ -189,8 +189,8 @@ impl Default for Inner {
 
 impl SseConfig {
     /// The default bound on the bytes of ready events joined into one frame:
-    /// 32 KiB.
-    pub const DEFAULT_MAX_FRAME_BYTES: usize = 32 * 1024;
+    /// 16 KiB.
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024;
 
     /// The default policy: keep-alive every 15 seconds, no shutdown signal, no
     /// maximum age, stream errors end the response cleanly, no close hook, no
@@ -312,6 +312,15 @@ impl SseConfig {
     /// always ready from holding its worker thread for long. An event larger
     /// than the bound is still sent, alone. `0` sends every event in a frame of
     /// its own.
+    ///
+    /// It also bounds what a slow client makes the server hold: once two
+    /// frames' worth of a body's own frame buffers are waiting in the server
+    /// (hyper queues up to 16 frames, about 400 KiB, before it stops asking
+    /// for more), each further frame carries one event until they are
+    /// written. A connection whose client reads slowly therefore holds at
+    /// most about `2 * max_frame_bytes` plus 15 single events of its own
+    /// (the hub's shared events and large data pieces are shared, not
+    /// copied, and not counted).
     #[must_use]
     pub fn max_frame_bytes(mut self, max_frame_bytes: usize) -> Self {
         self.inner_mut().max_frame_bytes = max_frame_bytes;

@@ -20,7 +20,7 @@ use tower_sse::{
 use support::{CloseRecorder, channel, collect_frames, next_frame, poll_frame_now};
 
 const KIB: usize = 1024;
-const MAX_FRAME: usize = 32 * KIB;
+const MAX_FRAME: usize = SseConfig::DEFAULT_MAX_FRAME_BYTES;
 
 fn numbered(n: usize) -> Event {
     Event::new().id(n).data(format!("event {n}"))
@@ -92,7 +92,7 @@ async fn ready_events_are_batched_into_fewer_frames_in_order() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn frames_stay_within_32_kib_unless_one_event_is_larger() {
+async fn frames_stay_within_the_default_bound_unless_one_event_is_larger() {
     let big = 64 * KIB;
     let events: Vec<Event> = (0..200)
         .map(|n| {
@@ -122,6 +122,36 @@ async fn frames_stay_within_32_kib_unless_one_event_is_larger() {
     let oversized: Vec<&Bytes> = frames.iter().filter(|f| f.len() > MAX_FRAME).collect();
     assert_eq!(oversized, [&expected[100]]);
     assert!(counts.iter().any(|&count| count > 1), "no batching at all");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_holds_a_frame_unwritten_gets_one_event_per_frame() {
+    let events = stream::iter((0..200).map(|n| Event::new().id(n).data("x".repeat(1000))));
+    let mut body = Box::pin(SseBody::new(events));
+    let events_in = |frame: &Bytes| frame.windows(2).filter(|pair| pair == b"\n\n").count();
+
+    // The server holds what it got: a slow client has not read it yet. Two
+    // frames' worth of batches, then one event a frame.
+    let mut unwritten = Vec::new();
+    while unwritten.len() < 3 {
+        let frame = next_frame(&mut body).await.unwrap();
+        let single = events_in(&frame) == 1;
+        unwritten.push(frame);
+        if single {
+            break;
+        }
+    }
+    assert!(events_in(&unwritten[0]) > 1, "the first frame is a batch");
+    assert_eq!(events_in(unwritten.last().unwrap()), 1, "no single event");
+    for _ in 0..5 {
+        let frame = next_frame(&mut body).await.unwrap();
+        assert_eq!(events_in(&frame), 1);
+        unwritten.push(frame);
+    }
+    // Written and dropped: batches again.
+    drop(unwritten);
+    let frame = next_frame(&mut body).await.unwrap();
+    assert!(events_in(&frame) > 1, "batching resumes");
 }
 
 #[tokio::test]
