@@ -125,8 +125,7 @@ fn through_hyper(runtime: &tokio::runtime::Runtime, id: &str) -> Option<LastEven
         let mut response = Vec::new();
         client.read_to_end(&mut response).await.unwrap();
         let _ = connection.await;
-        let seen = seen.lock().unwrap().take();
-        seen
+        seen.lock().unwrap().take()
     })
 }
 
