@@ -123,7 +123,7 @@ pub use keep_alive::KeepAlive;
 pub use last_event_id::{LAST_EVENT_ID, LastEventId, LastEventIdHeader};
 pub use layer::SseLayer;
 pub use service::Sse;
-pub use shutdown::Shutdown;
+pub use shutdown::{Shutdown, TriggerOn};
 pub use sse_or::{IntoSseBody, SseOr, SseOrBody};
 
 #[doc(no_inline)]
