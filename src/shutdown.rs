@@ -69,8 +69,9 @@ impl Shutdown {
     }
 
     /// Triggers this signal when `signal` completes: the future it returns
-    /// waits for `signal`, calls [`trigger`](Shutdown::trigger) and yields
-    /// `signal`'s output.
+    /// waits for `signal` (whatever its output), then calls
+    /// [`trigger`](Shutdown::trigger), and completes with `()`, as servers'
+    /// graceful-shutdown futures do.
     ///
     /// It is the one line between the shutdown signal an app already has
     /// (Ctrl-C, a `CancellationToken`, a channel) and its streams: give it
@@ -207,13 +208,13 @@ pin_project! {
 }
 
 impl<F: Future> Future for TriggerOn<F> {
-    type Output = F::Output;
+    type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        let output = std::task::ready!(this.signal.poll(cx));
+        std::task::ready!(this.signal.poll(cx));
         this.shutdown.trigger();
-        Poll::Ready(output)
+        Poll::Ready(())
     }
 }
 

@@ -357,14 +357,14 @@ mod axum_serve {
 }
 
 #[tokio::test]
-async fn trigger_on_triggers_when_the_signal_completes_and_passes_its_output_on() {
+async fn trigger_on_triggers_when_the_signal_completes() {
     let shutdown = Shutdown::new();
     let (send, receive) = tokio::sync::oneshot::channel::<&str>();
     let waiting = tokio::spawn(shutdown.trigger_on(receive));
     tokio::task::yield_now().await;
     assert!(!shutdown.is_triggered());
     send.send("stop").unwrap();
-    assert_eq!(waiting.await.unwrap(), Ok("stop"));
+    waiting.await.unwrap();
     assert!(shutdown.is_triggered());
 }
 
