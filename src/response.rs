@@ -8,7 +8,9 @@ use crate::config::{ConfigSlot, SseConfig};
 use crate::connection::ConnectionStatus;
 
 static TEXT_EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
-static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+// `no-transform`: intermediaries must not transform (compress, re-chunk) the
+// stream, which would hold events back.
+static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-transform");
 static NO: HeaderValue = HeaderValue::from_static("no");
 static X_ACCEL_BUFFERING: header::HeaderName = header::HeaderName::from_static("x-accel-buffering");
 

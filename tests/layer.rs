@@ -92,7 +92,7 @@ async fn ok_response_gets_sse_headers() {
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache, no-transform");
     assert_eq!(headers["x-accel-buffering"], "no");
     assert_eq!(collect_bytes(response.into_body()).await, "data: a\n\n");
 }

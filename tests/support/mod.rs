@@ -259,7 +259,7 @@ pub(crate) fn assert_sse_headers<B>(response: &Response<B>) {
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache, no-transform");
     assert_eq!(headers["x-accel-buffering"], "no");
     assert!(!headers.contains_key(header::CONTENT_LENGTH));
 }
