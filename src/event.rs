@@ -282,6 +282,7 @@ impl Event {
     /// Room enough for the encoded event in nearly every case, found
     /// without scanning the data: exact, give or take the field labels, for
     /// an event with at most an id, a type and one line of data.
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
     pub(crate) fn len_hint(&self) -> usize {
         if self.extras.is_none() {
             self.plain_len_estimate() + 32
