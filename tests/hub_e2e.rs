@@ -259,7 +259,8 @@ async fn subscribe_user_reads_the_users_feed_alone_and_resumes_it() {
     hub.publish("news", Event::new().data("not for the feed"))
         .unwrap();
     let first = hub.send_to("alice", Event::new().data("one")).unwrap();
-    hub.send_to("bob", Event::new().data("not alice's")).unwrap();
+    hub.send_to("bob", Event::new().data("not alice's"))
+        .unwrap();
     hub.send_to("alice", Event::new().data("two")).unwrap();
 
     let first = first.to_string();
@@ -267,7 +268,9 @@ async fn subscribe_user_reads_the_users_feed_alone_and_resumes_it() {
     let item = within("the replayed event", feed.next()).await.unwrap();
     let bytes = item.unwrap().into_bytes();
     assert!(
-        std::str::from_utf8(&bytes).unwrap().ends_with("data: two\n\n"),
+        std::str::from_utf8(&bytes)
+            .unwrap()
+            .ends_with("data: two\n\n"),
         "{bytes:?}"
     );
 }
