@@ -415,6 +415,9 @@ fn start(
         rare.max_age = max_age.map(|age| Box::pin(tokio::time::sleep_until(now + age)));
         rare.shutdown = inner.shutdown.as_ref().map(Shutdown::watch);
     }
+    if inner.open_with_comment {
+        rare_mut(rare).carried = Some(Bytes::from_static(b":\n\n"));
+    }
     if rare.as_deref().is_some_and(Rare::is_empty) {
         *rare = None;
     }

@@ -171,6 +171,7 @@ pub(crate) struct Inner {
     pub(crate) on_close: Option<Arc<OnCloseFn>>,
     pub(crate) require_accept: bool,
     pub(crate) max_frame_bytes: usize,
+    pub(crate) open_with_comment: bool,
 }
 
 impl Default for Inner {
@@ -185,6 +186,7 @@ impl Default for Inner {
             on_close: None,
             require_accept: false,
             max_frame_bytes: SseConfig::DEFAULT_MAX_FRAME_BYTES,
+            open_with_comment: false,
         }
     }
 }
@@ -320,6 +322,19 @@ impl SseConfig {
         self
     }
 
+    /// Starts every stream with an empty comment (`:`), sent at once,
+    /// before the first event (default: off).
+    ///
+    /// Some HTTP/2 proxies and load balancers hold a response's head until
+    /// its first body byte: a stream whose first event comes late would look
+    /// like a request that hangs, and a client's `open` would wait for it.
+    /// The comment is ignored by every client.
+    #[must_use]
+    pub fn open_with_comment(mut self, open_with_comment: bool) -> Self {
+        self.inner_mut().open_with_comment = open_with_comment;
+        self
+    }
+
     /// The time at which a stream opened now should end, if any.
     pub(crate) fn pick_max_age(&self) -> Option<Duration> {
         let max_age = self.inner.max_age?;
@@ -341,6 +356,7 @@ impl fmt::Debug for SseConfig {
             .field("on_close", &inner.on_close.is_some())
             .field("require_accept", &inner.require_accept)
             .field("max_frame_bytes", &inner.max_frame_bytes)
+            .field("open_with_comment", &inner.open_with_comment)
             .finish()
     }
 }
