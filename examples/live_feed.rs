@@ -11,10 +11,14 @@
 //!   that by itself.
 //! - `GET /` is a page that shows the feed.
 //!
+//! One listener serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge:
+//! `curl --http2-prior-knowledge -N http://127.0.0.1:3000/events`), with
+//! hyper-util's auto builder.
+//!
 //! Ctrl-C stops accepting connections and triggers the [`Shutdown`] signal:
 //! every open stream gets a farewell event with a jittered `retry:` and ends,
-//! hyper closes each connection once its response is done, and the server
-//! exits when the last connection has closed. Every connection is guarded
+//! hyper-util's `GracefulShutdown` closes each connection once its responses
+//! are done, and the server exits when the last connection has closed. Every connection is guarded
 //! ([`ConnectionGuard`]): one whose client stops reading is closed after 30 s
 //! without progress, or 5 s after Ctrl-C, so it can hold neither memory nor
 //! the shutdown for long.
@@ -29,11 +33,11 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio::time::{Interval, MissedTickBehavior};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_sse::{
@@ -90,7 +94,12 @@ async fn main() -> Result<(), BoxError> {
     println!("  curl -N -H 'Last-Event-ID: 20' http://{addr}/events   # resume after id 20");
     println!("Ctrl-C to stop");
 
-    let mut connections = JoinSet::new();
+    // HTTP/1.1 and HTTP/2 (h2c with prior knowledge, e.g.
+    // `curl --http2-prior-knowledge`) on the same listener.
+    let builder = auto::Builder::new(TokioExecutor::new());
+    // Tracks every connection; on shutdown, tells each to finish what is in
+    // flight and close (HTTP/2: a GOAWAY), and waits for all of them.
+    let graceful = GracefulShutdown::new();
     let mut ctrl_c = pin!(tokio::signal::ctrl_c());
     loop {
         let (stream, peer) = tokio::select! {
@@ -113,40 +122,32 @@ async fn main() -> Result<(), BoxError> {
                 request.extensions_mut().insert(status.clone());
                 app.clone().oneshot(request)
             }));
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(io), service);
-            let mut connection = pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = shutdown.triggered() => {
-                    // Finishes the response in flight (the stream is ending
-                    // too), then closes the connection.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
             // A client that goes away mid-stream is how SSE connections
             // usually end: not worth a message.
-            match result {
-                Err(error) if !error.is_incomplete_message() => {
+            if let Err(error) = connection.await {
+                let incomplete = error
+                    .downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_incomplete_message);
+                if !incomplete {
                     eprintln!("connection from {peer}: {error}");
                 }
-                _ => {}
             }
         });
-        while connections.try_join_next().is_some() {}
     }
 
     drop(listener);
-    while connections.try_join_next().is_some() {}
-    println!(
-        "shutting down: ending {} open connection(s); Ctrl-C again to quit at once",
-        connections.len()
-    );
+    println!("shutting down: ending open connections; Ctrl-C again to quit at once");
+    // Every SSE stream ends (after its farewell), so that the connections
+    // can finish; a connection whose client stopped reading is closed by its
+    // guard 5 s later.
     shutdown.trigger();
     tokio::select! {
-        () = async { while connections.join_next().await.is_some() {} } => println!("bye"),
+        () = graceful.shutdown() => println!("bye"),
         _ = tokio::signal::ctrl_c() => println!("quitting with connections open"),
     }
     Ok(())

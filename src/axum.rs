@@ -60,6 +60,58 @@
 //! # }
 //! ```
 //!
+//! # Where the layer goes
+//!
+//! In axum, `Router::layer` wraps the routes added *before* it, and no
+//! route added after. Put [`SseConfigLayer`](crate::SseConfigLayer) after
+//! the last `.route(..)`, as above: an [`SseResponse`] of a route outside
+//! it finds no policy and runs on the default one, which has no shutdown
+//! signal, so the server's graceful shutdown waits until that stream's
+//! client leaves. tower-sse logs a warning (once per process, at its first
+//! such stream) when that happens; a response that should run on the
+//! default policy on purpose says so with
+//! `SseResponse::new(..).config(SseConfig::new())` and is never warned
+//! about. [`Shutdown::within_grace`](crate::Shutdown::within_grace) and a
+//! [`GuardedListener`] (below) bound a shutdown at the connection level
+//! whatever the policy: with them, such a stream holds the server for the
+//! grace period at most, instead of until its client leaves.
+//!
+//! # Names beside axum's own SSE
+//!
+//! tower-sse replaces `axum::response::sse`, whose `Event`, `Sse` and
+//! `KeepAlive` have the same names as tower-sse's. Import neither module's
+//! items by name when both are in scope; name tower-sse's through a short
+//! alias:
+//!
+//! ```
+//! use tower_sse::{self as sse, axum::SseResponse};
+//!
+//! async fn handler() -> SseResponse<impl sse::Stream<Item = sse::Event>> {
+//!     let events = futures_util::stream::iter([sse::Event::new().data("hello")]);
+//!     SseResponse::new(events)
+//! }
+//! # let _ = axum::Router::<()>::new().route("/", axum::routing::get(handler));
+//! ```
+//!
+//! # Errors before the stream
+//!
+//! A handler that must refuse (`401`, `404`) answers with any other axum
+//! response, its body included: return
+//! `Result<SseResponse<S>, (StatusCode, Json<Error>)>` or
+//! `Result<SseResponse<S>, Response>`. A browser's `EventSource` gives up for
+//! good on any status but `200`; `204 No Content` tells it to stop without an
+//! error.
+//!
+//! # Compression
+//!
+//! tower-http's `CompressionLayer` (0.6) does not compress `text/event-stream`
+//! with its default predicate. Forced compression (a predicate that allows
+//! it) still delivers events as they are written with current versions of
+//! async-compression (which tower-http uses: it flushes the encoder per
+//! frame), but it costs CPU and compressor memory per connection; tower-sse's
+//! `Cache-Control: no-cache, no-transform` asks intermediaries not to
+//! transform the stream.
+//!
 //! # Graceful shutdown
 //!
 //! SSE responses never end by themselves, so `axum::serve`'s graceful
@@ -136,8 +188,9 @@ use crate::response::stream_response;
 /// answer `StatusCode::NO_CONTENT` instead.
 ///
 /// Without [`config`](SseResponse::config), the response follows the policy of
-/// the nearest [`SseConfigLayer`](crate::SseConfigLayer) around the router,
-/// or the default policy when there is none.
+/// the nearest [`SseConfigLayer`](crate::SseConfigLayer) around its route,
+/// or the default policy when there is none (then a warning is logged once
+/// per process: see [where the layer goes](self#where-the-layer-goes)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -172,6 +225,7 @@ impl<S> SseResponse<S> {
     }
 
     /// Uses this policy for this response, whatever the surrounding layer's.
+    /// `SseConfig::new()` runs it on the default policy on purpose.
     pub fn config(mut self, config: SseConfig) -> Self {
         self.config = Some(config);
         self

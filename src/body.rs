@@ -126,6 +126,8 @@ struct Rare {
     pieces: VecDeque<Bytes>,
     // What the stream did after the events of the previous frame.
     deferred: Option<Deferred>,
+    // The span of the request the stream answers, when traced.
+    span: Option<tracing::Span>,
 }
 
 impl Rare {
@@ -137,6 +139,7 @@ impl Rare {
             && self.carried.is_none()
             && self.pieces.is_empty()
             && self.deferred.is_none()
+            && self.span.is_none()
     }
 }
 
@@ -183,6 +186,14 @@ impl<S> SseBody<S> {
     pub(crate) fn on_connection(mut self, connection: Option<ConnectionStatus>) -> Self {
         if connection.is_some() {
             rare_mut(&mut self.rare).connection = connection;
+        }
+        self
+    }
+
+    /// Logs in the span of the request the body answers.
+    pub(crate) fn in_span(mut self, span: Option<tracing::Span>) -> Self {
+        if span.is_some() {
+            rare_mut(&mut self.rare).span = span;
         }
         self
     }
@@ -439,6 +450,9 @@ fn start(
         if let Some(connection) = slot.connection() {
             rare_mut(rare).connection = Some(connection.clone());
         }
+        if let Some(span) = slot.span() {
+            rare_mut(rare).span = Some(span.clone());
+        }
     }
     let now = Instant::now();
     *last_write = Some(now);
@@ -451,6 +465,9 @@ fn start(
         let rare = rare_mut(rare);
         rare.max_age = max_age.map(|age| Box::pin(tokio::time::sleep_until(now + age)));
         rare.shutdown = inner.shutdown.as_ref().map(Shutdown::watch);
+    }
+    if inner.open_with_comment {
+        rare_mut(rare).carried = Some(Bytes::from_static(b":\n\n"));
     }
     if rare.as_deref().is_some_and(Rare::is_empty) {
         *rare = None;
@@ -701,7 +718,8 @@ fn report(
         }
     }
     let provided = slot.as_ref().and_then(ConfigSlot::get);
-    tracing::debug!(%reason, "sse stream closed");
+    let span = rare.as_deref().and_then(|rare| rare.span.as_ref());
+    crate::trace::stream_closed(span.or(slot.as_ref().and_then(ConfigSlot::span)), reason);
     if let Some(hook) = &provided.unwrap_or(config).inner().on_close {
         hook(reason);
     }
@@ -723,7 +741,7 @@ fn fail<S>(
         end(stream, config, rare, reported, CloseReason::Lagged);
         return None;
     }
-    tracing::debug!(%error, "sse stream failed");
+    crate::trace::stream_failed(rare.as_deref().and_then(|rare| rare.span.as_ref()), &error);
     end(stream, config, rare, reported, CloseReason::Error);
     let make_event = config.inner().error_event.as_ref()?;
     match make_event(&error).encode() {

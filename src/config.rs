@@ -4,8 +4,10 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tracing::Span;
 
 use crate::connection::ConnectionStatus;
 use crate::error::BoxError;
@@ -169,6 +171,7 @@ pub(crate) struct Inner {
     pub(crate) on_close: Option<Arc<OnCloseFn>>,
     pub(crate) require_accept: bool,
     pub(crate) max_frame_bytes: usize,
+    pub(crate) open_with_comment: bool,
 }
 
 impl Default for Inner {
@@ -183,6 +186,7 @@ impl Default for Inner {
             on_close: None,
             require_accept: false,
             max_frame_bytes: SseConfig::DEFAULT_MAX_FRAME_BYTES,
+            open_with_comment: false,
         }
     }
 }
@@ -327,6 +331,19 @@ impl SseConfig {
         self
     }
 
+    /// Starts every stream with an empty comment (`:`), sent at once,
+    /// before the first event (default: off).
+    ///
+    /// Some HTTP/2 proxies and load balancers hold a response's head until
+    /// its first body byte: a stream whose first event comes late would look
+    /// like a request that hangs, and a client's `open` would wait for it.
+    /// The comment is ignored by every client.
+    #[must_use]
+    pub fn open_with_comment(mut self, open_with_comment: bool) -> Self {
+        self.inner_mut().open_with_comment = open_with_comment;
+        self
+    }
+
     /// The time at which a stream opened now should end, if any.
     pub(crate) fn pick_max_age(&self) -> Option<Duration> {
         let max_age = self.inner.max_age?;
@@ -348,6 +365,7 @@ impl fmt::Debug for SseConfig {
             .field("on_close", &inner.on_close.is_some())
             .field("require_accept", &inner.require_accept)
             .field("max_frame_bytes", &inner.max_frame_bytes)
+            .field("open_with_comment", &inner.open_with_comment)
             .finish()
     }
 }
@@ -366,6 +384,7 @@ pub(crate) struct ConfigSlot(Arc<SlotInner>);
 struct SlotInner {
     config: OnceLock<SseConfig>,
     connection: OnceLock<ConnectionStatus>,
+    span: OnceLock<Span>,
     refused: AtomicBool,
     // The response has a config of its own: the layer's is not taken.
     explicit: bool,
@@ -399,8 +418,19 @@ impl ConfigSlot {
         }
     }
 
+    /// The policy an outer layer provided. Read once per body, when it
+    /// settles its policy (at its first poll, or when dropped unpolled).
+    ///
+    /// A response with no policy of its own that finds none here runs on the
+    /// default policy, without the app's shutdown signal: in axum, the
+    /// symptom of a `SseConfigLayer` added before the route. That is warned
+    /// about once per process (see [`warn_no_layer`]).
     pub(crate) fn get(&self) -> Option<&SseConfig> {
-        self.0.config.get()
+        let config = self.0.config.get();
+        if config.is_none() && !self.0.explicit {
+            warn_no_layer();
+        }
+        config
     }
 
     /// Tells the body which connection it is served on.
@@ -412,6 +442,15 @@ impl ConfigSlot {
         self.0.connection.get()
     }
 
+    /// Gives the body the span of the request it answers.
+    pub(crate) fn set_span(&self, span: Span) {
+        let _ = self.0.span.set(span);
+    }
+
+    pub(crate) fn span(&self) -> Option<&Span> {
+        self.0.span.get()
+    }
+
     /// The response was answered `406 Not Acceptable`: the body ends at once,
     /// unpolled, and reports nothing.
     #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
@@ -421,6 +460,29 @@ impl ConfigSlot {
 
     pub(crate) fn is_refused(&self) -> bool {
         self.0.refused.load(Ordering::Acquire)
+    }
+}
+
+/// Warns, once per process, that a framework SSE response runs on the
+/// default policy because no [`SseConfigLayer`](crate::SseConfigLayer)
+/// wrapped its route.
+///
+/// Once, because the cause is in how the app is put together, not in one
+/// request: the first stream shows it at start-up, and every later one would
+/// only repeat it. An app that means to use the default policy says so with
+/// a config of its own on the response (`SseConfig::new()`), and is never
+/// warned.
+fn warn_no_layer() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "an SSE response found no SseConfigLayer around its route and has no config of its \
+             own: it runs on the default policy, which has no shutdown signal, so a graceful \
+             shutdown waits until its client leaves. In axum, a layer wraps only the routes \
+             added before it: call .layer(SseConfigLayer::new(..)) after the last .route(..). \
+             To use the default policy on purpose, give the response \
+             .config(SseConfig::new()). (Warned once per process.)"
+        );
     }
 }
 

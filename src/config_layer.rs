@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
+use http::{Method, Request, Response, Uri};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -91,10 +91,14 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let accepts = accepts_event_stream(request.headers());
         let connection = ConnectionStatus::of_request(request.extensions());
+        // Cheap clones (shared bytes); the span is made only for an SSE
+        // response.
+        let request_line = (request.method().clone(), request.uri().clone());
         ApplySseConfigFuture {
             future: self.inner.call(request),
             config: Some(self.config.clone()),
             connection,
+            request_line: Some(request_line),
             accepts,
         }
     }
@@ -109,6 +113,8 @@ pin_project! {
         future: F,
         config: Option<SseConfig>,
         connection: Option<ConnectionStatus>,
+        // For the stream's span.
+        request_line: Option<(Method, Uri)>,
         // The request accepts `text/event-stream`.
         accepts: bool,
     }
@@ -132,6 +138,11 @@ where
             }
             if let Some(connection) = this.connection.take() {
                 slot.set_connection(connection);
+            }
+            if let Some((method, uri)) = this.request_line.take() {
+                if let Some(span) = crate::trace::stream_span(&method, &uri) {
+                    slot.set_span(span);
+                }
             }
         }
         Poll::Ready(Ok(response))

@@ -88,6 +88,8 @@ pub struct Decoder {
     max_line_len: usize,
     ended: bool,
     poisoned: Option<Exceeded>,
+    // Comments are items (`next_item`), not dropped.
+    comments: bool,
 }
 
 impl Decoder {
@@ -100,7 +102,32 @@ impl Decoder {
             max_line_len: DEFAULT_MAX_LINE_LEN,
             ended: false,
             poisoned: None,
+            comments: false,
         }
+    }
+
+    /// Keeps comments: [`next_item`](Decoder::next_item) then returns each
+    /// comment line, in stream order with the events, as
+    /// [`DecodedItem::Comment`]. A browser ignores comments, and so does
+    /// this decoder by default; tests of a server use this to see its
+    /// keep-alive pings. [`next_event`](Decoder::next_event) skips comments
+    /// either way.
+    ///
+    /// ```
+    /// use tower_sse::decode::{DecodedItem, Decoder};
+    ///
+    /// let mut decoder = Decoder::new().with_comments();
+    /// decoder.push(b":\n\n: hello\ndata: x\n\n");
+    /// assert_eq!(decoder.next_item()?, Some(DecodedItem::Comment(String::new())));
+    /// assert_eq!(decoder.next_item()?, Some(DecodedItem::Comment("hello".to_owned())));
+    /// assert!(matches!(decoder.next_item()?, Some(DecodedItem::Event(event)) if event.data == "x"));
+    /// assert_eq!(decoder.next_item()?, None);
+    /// # Ok::<(), tower_sse::decode::DecodeError>(())
+    /// ```
+    #[must_use]
+    pub fn with_comments(mut self) -> Self {
+        self.comments = true;
+        self
     }
 
     /// Sets the longest line accepted, in bytes, not counting its line end
@@ -158,11 +185,27 @@ impl Decoder {
     /// poisoned: its buffers are released and every later call returns an error
     /// of the same kind.
     pub fn next_event(&mut self) -> Result<Option<MessageEvent>, DecodeError> {
+        loop {
+            match self.next_item()? {
+                Some(DecodedItem::Event(event)) => return Ok(Some(event)),
+                Some(DecodedItem::Comment(_)) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Like [`next_event`](Decoder::next_event), but also returns comments
+    /// when the decoder was made [`with_comments`](Decoder::with_comments).
+    ///
+    /// # Errors
+    ///
+    /// As [`next_event`](Decoder::next_event).
+    pub fn next_item(&mut self) -> Result<Option<DecodedItem>, DecodeError> {
         if let Some(exceeded) = self.poisoned {
             return Err(exceeded.into());
         }
         match self.parse() {
-            Ok(event) => Ok(event),
+            Ok(item) => Ok(item),
             Err(exceeded) => {
                 self.poisoned = Some(exceeded);
                 self.lines = LineReader::new();
@@ -228,12 +271,18 @@ impl Decoder {
         self.fields.reconnection_time
     }
 
-    fn parse(&mut self) -> Result<Option<MessageEvent>, Exceeded> {
+    fn parse(&mut self) -> Result<Option<DecodedItem>, Exceeded> {
         loop {
             match self.lines.next_line(self.max_line_len)? {
                 Some(line) => {
+                    if self.comments {
+                        if let Some(comment) = line.strip_prefix(b":") {
+                            let comment = comment.strip_prefix(b" ").unwrap_or(comment);
+                            return Ok(Some(DecodedItem::Comment(utf8_lossy(comment).into())));
+                        }
+                    }
                     if let Some(event) = self.fields.line(line)? {
-                        return Ok(Some(event));
+                        return Ok(Some(DecodedItem::Event(event)));
                     }
                 }
                 None => {
@@ -269,6 +318,7 @@ impl fmt::Debug for Decoder {
             .field("reconnection_time", &self.fields.reconnection_time)
             .field("ended", &self.ended)
             .field("poisoned", &self.poisoned.is_some())
+            .field("comments", &self.comments)
             .finish_non_exhaustive()
     }
 }
@@ -585,6 +635,18 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
     })
 }
 
+/// What a [`Decoder`] made [`with_comments`](Decoder::with_comments) reads
+/// from a stream: events and comments, in stream order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodedItem {
+    /// An event, as [`next_event`](Decoder::next_event) returns it.
+    Event(MessageEvent),
+    /// A comment line's text: what follows the `:`, without one leading
+    /// space (a keep-alive ping's is usually empty).
+    Comment(String),
+}
+
 /// An event as a browser's `EventSource` would fire it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEvent {
@@ -761,44 +823,128 @@ where
     type Item = Result<MessageEvent, DecodeError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        loop {
-            if *this.state == State::Done {
-                return Poll::Ready(None);
-            }
-            match this.decoder.next_event() {
-                Ok(Some(event)) => return Poll::Ready(Some(Ok(event))),
-                Ok(None) => {}
-                Err(error) => {
-                    *this.state = State::Done;
-                    return Poll::Ready(Some(Err(error)));
-                }
-            }
-            if *this.state == State::BodyEnded {
-                *this.state = State::Done;
-                return Poll::Ready(None);
-            }
-            match ready!(this.body.as_mut().poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Ok(mut data) = frame.into_data() {
-                        while data.has_remaining() {
-                            let chunk = data.chunk();
-                            let len = chunk.len();
-                            this.decoder.push(chunk);
-                            data.advance(len);
-                        }
-                    }
-                }
-                Some(Err(error)) => {
-                    *this.state = State::Done;
-                    return Poll::Ready(Some(Err(DecodeError::body(error.into()))));
-                }
-                None => {
-                    this.decoder.finish();
-                    *this.state = State::BodyEnded;
-                }
+        let this = self.project();
+        poll_decoded(this.body, this.decoder, this.state, cx, Decoder::next_event)
+    }
+}
+
+/// Reads `body` into `decoder` until `next` has an item for it, the body
+/// ends, or an error: the loop of [`DecodeStream`] and [`DecodeItems`].
+fn poll_decoded<B, T>(
+    mut body: Pin<&mut B>,
+    decoder: &mut Decoder,
+    state: &mut State,
+    cx: &mut Context<'_>,
+    mut next: impl FnMut(&mut Decoder) -> Result<Option<T>, DecodeError>,
+) -> Poll<Option<Result<T, DecodeError>>>
+where
+    B: Body,
+    B::Data: Buf,
+    B::Error: Into<BoxError>,
+{
+    loop {
+        if *state == State::Done {
+            return Poll::Ready(None);
+        }
+        match next(decoder) {
+            Ok(Some(item)) => return Poll::Ready(Some(Ok(item))),
+            Ok(None) => {}
+            Err(error) => {
+                *state = State::Done;
+                return Poll::Ready(Some(Err(error)));
             }
         }
+        if *state == State::BodyEnded {
+            *state = State::Done;
+            return Poll::Ready(None);
+        }
+        match ready!(body.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Ok(mut data) = frame.into_data() {
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        let len = chunk.len();
+                        decoder.push(chunk);
+                        data.advance(len);
+                    }
+                }
+            }
+            Some(Err(error)) => {
+                *state = State::Done;
+                return Poll::Ready(Some(Err(DecodeError::body(error.into()))));
+            }
+            None => {
+                decoder.finish();
+                *state = State::BodyEnded;
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// A [`Stream`] of the events and comments in an [`http_body::Body`]
+    /// holding a `text/event-stream`: [`DecodeStream`] for tests that must
+    /// see comments, such as keep-alive pings.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use futures_util::StreamExt;
+    /// use http_body_util::Full;
+    /// use tower_sse::decode::{DecodeItems, DecodedItem};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_sse::decode::DecodeError> {
+    /// let body = Full::new(Bytes::from_static(b":\n\ndata: first\n\n"));
+    /// let mut items = DecodeItems::new(body);
+    /// assert_eq!(items.next().await.expect("a ping")?, DecodedItem::Comment(String::new()));
+    /// assert!(matches!(items.next().await.expect("an event")?, DecodedItem::Event(_)));
+    /// assert!(items.next().await.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct DecodeItems<B> {
+        #[pin]
+        body: B,
+        decoder: Decoder,
+        state: State,
+    }
+}
+
+impl<B> DecodeItems<B> {
+    /// Decodes `body` with a [`Decoder`] of default limits that keeps
+    /// comments.
+    pub fn new(body: B) -> Self {
+        Self::with_decoder(body, Decoder::new())
+    }
+
+    /// Decodes `body` with `decoder`, made to keep comments.
+    pub fn with_decoder(body: B, decoder: Decoder) -> Self {
+        Self {
+            body,
+            decoder: decoder.with_comments(),
+            state: State::Reading,
+        }
+    }
+
+    /// Returns the decoder, to read its last event id and reconnection time.
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+}
+
+impl<B> Stream for DecodeItems<B>
+where
+    B: Body,
+    B::Data: Buf,
+    B::Error: Into<BoxError>,
+{
+    type Item = Result<DecodedItem, DecodeError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        poll_decoded(this.body, this.decoder, this.state, cx, Decoder::next_item)
     }
 }
 

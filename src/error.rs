@@ -9,7 +9,22 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// cannot carry.
 ///
 /// Returned by [`Event::encode`](crate::Event::encode) for the first invalid
-/// value the event was given. An invalid event never produces bytes.
+/// value the event was given. An invalid event never produces bytes. It says
+/// which field was refused and, when a character was the reason, which one
+/// and where ([`invalid_char`](EventError::invalid_char),
+/// [`position`](EventError::position)):
+///
+/// ```
+/// use tower_sse::Event;
+///
+/// let error = Event::new().id("a\tb").encode().unwrap_err();
+/// assert!(error.is_invalid_id());
+/// assert_eq!((error.invalid_char(), error.position()), (Some('\t'), Some(1)));
+/// assert_eq!(
+///     error.to_string(),
+///     "sse event id has U+0009 at byte 1: an id cannot hold a control character",
+/// );
+/// ```
 #[derive(Debug, Clone)]
 pub struct EventError {
     kind: EventErrorKind,
@@ -17,13 +32,25 @@ pub struct EventError {
 
 #[derive(Debug, Clone)]
 pub(crate) enum EventErrorKind {
-    /// An `id` value contained CR, LF or NUL.
-    InvalidId,
-    /// An `event` (type) value contained CR or LF.
-    InvalidEventType,
+    /// An `id` value that would not come back as a `Last-Event-ID`.
+    InvalidId(Fault),
+    /// An `event` (type) value holding CR or LF.
+    InvalidEventType(Fault),
     /// Serializing JSON data failed.
     #[cfg(feature = "json")]
     Json(std::sync::Arc<serde_json::Error>),
+}
+
+/// What is wrong with an id or event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// A character the field cannot hold, at this byte offset.
+    Char { at: usize, ch: char },
+    /// A space at the start or the end (at this byte offset), which an HTTP
+    /// header value cannot keep.
+    Space { at: usize },
+    /// Longer than the limit.
+    TooLong { len: usize },
 }
 
 impl EventError {
@@ -31,14 +58,46 @@ impl EventError {
         Self { kind }
     }
 
-    /// The id held CR, LF or NUL.
+    fn fault(&self) -> Option<Fault> {
+        match self.kind {
+            EventErrorKind::InvalidId(fault) | EventErrorKind::InvalidEventType(fault) => {
+                Some(fault)
+            }
+            #[cfg(feature = "json")]
+            EventErrorKind::Json(_) => None,
+        }
+    }
+
+    /// The id cannot be sent: it holds a control character (C0, DEL or C1),
+    /// starts or ends with a space, or is longer than
+    /// [`LastEventId::MAX_LEN`](crate::LastEventId::MAX_LEN) bytes, so the
+    /// client could not send it back as a valid `Last-Event-ID`.
     pub fn is_invalid_id(&self) -> bool {
-        matches!(self.kind, EventErrorKind::InvalidId)
+        matches!(self.kind, EventErrorKind::InvalidId(_))
     }
 
     /// The event type held CR or LF.
     pub fn is_invalid_event_type(&self) -> bool {
-        matches!(self.kind, EventErrorKind::InvalidEventType)
+        matches!(self.kind, EventErrorKind::InvalidEventType(_))
+    }
+
+    /// The character that made the id or event type invalid, if a character
+    /// did (a space at either end of an id counts; a length does not).
+    pub fn invalid_char(&self) -> Option<char> {
+        match self.fault()? {
+            Fault::Char { ch, .. } => Some(ch),
+            Fault::Space { .. } => Some(' '),
+            Fault::TooLong { .. } => None,
+        }
+    }
+
+    /// The byte offset, in the id or event type, of
+    /// [`invalid_char`](EventError::invalid_char).
+    pub fn position(&self) -> Option<usize> {
+        match self.fault()? {
+            Fault::Char { at, .. } | Fault::Space { at } => Some(at),
+            Fault::TooLong { .. } => None,
+        }
     }
 
     /// Serializing the JSON data failed.
@@ -51,17 +110,35 @@ impl EventError {
 
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            EventErrorKind::InvalidId => {
-                f.write_str("sse event id contains a line break (CR or LF) or NUL")
-            }
-            EventErrorKind::InvalidEventType => {
-                f.write_str("sse event type contains a line break (CR or LF)")
-            }
+        let (field, fault) = match &self.kind {
+            EventErrorKind::InvalidId(fault) => ("id", fault),
+            EventErrorKind::InvalidEventType(fault) => ("type", fault),
             #[cfg(feature = "json")]
             EventErrorKind::Json(_) => {
-                f.write_str("sse event data could not be serialized as JSON")
+                return f.write_str("sse event data could not be serialized as JSON");
             }
+        };
+        match *fault {
+            Fault::Char { at, ch } if field == "id" => write!(
+                f,
+                "sse event id has U+{:04X} at byte {at}: an id cannot hold a control character",
+                u32::from(ch)
+            ),
+            Fault::Char { at, ch } => write!(
+                f,
+                "sse event type has U+{:04X} at byte {at}: a type cannot hold CR or LF",
+                u32::from(ch)
+            ),
+            Fault::Space { at } => write!(
+                f,
+                "sse event {field} has a space at byte {at}: an id cannot start or end with one \
+                 (the Last-Event-ID header would lose it)"
+            ),
+            Fault::TooLong { len } => write!(
+                f,
+                "sse event {field} is {len} bytes long: an id is at most {} bytes",
+                crate::LastEventId::MAX_LEN
+            ),
         }
     }
 }
@@ -92,6 +169,7 @@ pub(crate) enum InvalidLastEventIdKind {
     TooLong,
     NotUtf8,
     ControlCharacter,
+    SurroundingSpace,
     Repeated,
 }
 
@@ -113,6 +191,7 @@ impl fmt::Display for InvalidLastEventId {
             InvalidLastEventIdKind::TooLong => "is longer than the limit",
             InvalidLastEventIdKind::NotUtf8 => "is not valid UTF-8",
             InvalidLastEventIdKind::ControlCharacter => "contains a control character",
+            InvalidLastEventIdKind::SurroundingSpace => "starts or ends with a space",
             InvalidLastEventIdKind::Repeated => "header sent more than once",
         };
         write!(f, "last-event-id {why}")

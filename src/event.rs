@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{BoxError, EventError, EventErrorKind};
+use crate::error::{BoxError, EventError, EventErrorKind, Fault};
 
 /// One server-sent event: optional id, event type and retry, data and comments.
 ///
@@ -272,11 +272,19 @@ impl Event {
     ///
     /// Integers and strings work (see [`IntoId`]); for any other
     /// [`Display`](fmt::Display) value, such as a UUID, pass
-    /// `format_args!("{uuid}")`. A value holding CR, LF or NUL is an error,
-    /// returned by [`encode`](Event::encode).
-    /// An empty id resets the client's last event id. Ids are best kept short and
-    /// ASCII: browsers send a `Last-Event-ID` longer than 128 bytes, or with other
-    /// bytes, only after a CORS preflight. Setting the id again replaces it.
+    /// `format_args!("{uuid}")`.
+    ///
+    /// An id is accepted exactly when the client can send it back as a valid
+    /// [`LastEventId`](crate::LastEventId): at most
+    /// [`LastEventId::MAX_LEN`](crate::LastEventId::MAX_LEN) bytes, no control
+    /// character (C0 such as tab, DEL, C1), no space at either end. Anything
+    /// else is an error, returned by [`encode`](Event::encode), that says
+    /// which character and where. An empty id is accepted too: it resets the
+    /// client's last event id, so its next reconnection sends no
+    /// `Last-Event-ID` (absent, as [`LastEventIdHeader`](crate::LastEventIdHeader)
+    /// says). Ids are best kept short and ASCII: across origins, browsers send
+    /// a `Last-Event-ID` longer than 128 bytes, or with other bytes, only
+    /// after a CORS preflight. Setting the id again replaces it.
     #[must_use]
     // Always inlined, like every hot setter: the work is done in place by a
     // method on `&mut self`, so that a chain of setters never moves the event.
@@ -501,20 +509,20 @@ impl Event {
     #[inline]
     fn set_id(&mut self, id: impl IntoId) {
         let field = match id.as_integer() {
-            Some((magnitude, negative)) => Some(Field::integer(magnitude, negative)),
-            None => id.visit_bytes(|id| Field::checked(id, true)),
+            Some((magnitude, negative)) => Ok(Field::integer(magnitude, negative)),
+            None => id.visit_bytes(Field::checked_id),
         };
         match field {
-            Some(field) => self.id = Some(field),
-            None => self.set_error(EventErrorKind::InvalidId),
+            Ok(field) => self.id = Some(field),
+            Err(fault) => self.set_error(EventErrorKind::InvalidId(fault)),
         }
     }
 
     #[inline]
     fn set_event_type(&mut self, event_type: &[u8]) {
-        match Field::checked(event_type, false) {
-            Some(field) => self.event_type = Some(field),
-            None => self.set_error(EventErrorKind::InvalidEventType),
+        match Field::checked_event_type(event_type) {
+            Ok(field) => self.event_type = Some(field),
+            Err(fault) => self.set_error(EventErrorKind::InvalidEventType(fault)),
         }
     }
 
@@ -648,44 +656,74 @@ fn find_line_break(value: &[u8]) -> Option<usize> {
     }
 }
 
-/// `value` (1 to 16 bytes) as a big-endian number, when it has no byte
-/// below 14; `None` otherwise, and for other lengths.
+/// `value` (1 to 16 bytes) as a big-endian number, when every byte is
+/// plain; `None` otherwise, and for other lengths.
+///
+/// For an event type (`ID` false) a plain byte is one of 14 and above (CR
+/// and LF are below). For an id (`ID` true) it is printable ASCII (0x20 to
+/// 0x7E: no control character, nothing that may start one), and a space at
+/// either end is not plain either: the precise check,
+/// [`id_fault`](crate::last_event_id::id_fault), takes everything else.
 #[inline]
-fn pack_plain(value: &[u8]) -> Option<u128> {
+fn pack_plain<const ID: bool>(value: &[u8]) -> Option<u128> {
+    let not_plain = |word: u64| {
+        if ID {
+            has_byte_below(word, 0x20) | has_byte_from_7f(word)
+        } else {
+            has_byte_below(word, 14)
+        }
+    };
+    // `&&` short-circuits, so a value that is not plain skips this.
+    let plain_ends = || !ID || (value.first() != Some(&b' ') && value.last() != Some(&b' '));
     let len = value.len();
     if len >= 8 {
         let first = u64::from_be_bytes(*value.first_chunk::<8>()?);
         let last = u64::from_be_bytes(*value.last_chunk::<8>()?);
-        let low = has_byte_below_14(first) | has_byte_below_14(last);
+        let low = not_plain(first) | not_plain(last);
         // The two words overlap on equal bytes.
-        (!low && len <= PACKED).then(|| u128::from(first) << (8 * (len - 8)) | u128::from(last))
+        (!low && len <= PACKED && plain_ends())
+            .then(|| u128::from(first) << (8 * (len - 8)) | u128::from(last))
     } else if len >= 4 {
         let first = u32::from_be_bytes(*value.first_chunk::<4>()?);
         let last = u32::from_be_bytes(*value.last_chunk::<4>()?);
-        // The upper half is filled with bytes that do not count as low.
-        let low = has_byte_below_14(u64::from(first) | 0x8080_8080_0000_0000)
-            | has_byte_below_14(u64::from(last) | 0x8080_8080_0000_0000);
-        (!low).then(|| u128::from(first) << (8 * (len - 4)) | u128::from(last))
+        // One word of both halves: every byte of the value is in it.
+        let low = not_plain(u64::from(first) << 32 | u64::from(last));
+        (!low && plain_ends()).then(|| u128::from(first) << (8 * (len - 4)) | u128::from(last))
     } else if len > 0 {
         let mut packed = 0u128;
         for &byte in value {
-            if byte <= b'\r' {
+            let plain = if ID {
+                (0x20..0x7f).contains(&byte)
+            } else {
+                byte > b'\r'
+            };
+            if !plain {
                 return None;
             }
             packed = packed << 8 | u128::from(byte);
         }
-        Some(packed)
+        plain_ends().then_some(packed)
     } else {
         None
     }
 }
 
-/// Whether any byte of `word` is below 14 (the classic test for a byte less
-/// than `n`, exact for `n` up to 128).
+/// Whether any byte of `word` is below `n` (the classic test, exact for `n`
+/// up to 128).
 #[inline]
-fn has_byte_below_14(word: u64) -> bool {
+fn has_byte_below(word: u64, n: u64) -> bool {
     const ONES: u64 = u64::MAX / 255;
-    word.wrapping_sub(ONES * 14) & !word & (ONES * 128) != 0
+    word.wrapping_sub(ONES * n) & !word & (ONES * 128) != 0
+}
+
+/// Whether any byte of `word` is 0x7F or above: its high bit is set, or its
+/// low seven bits are all ones (adding one to them then sets the high bit,
+/// and never carries into the next byte).
+#[inline]
+fn has_byte_from_7f(word: u64) -> bool {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES * 128;
+    (word | ((word & !HIGH) + ONES)) & HIGH != 0
 }
 
 /// Whether `value` may hold CR or LF: `false` proves it holds neither.
@@ -700,15 +738,6 @@ fn may_hold_line_break(value: &[u8]) -> bool {
     let low = |block: &[u8]| block.iter().fold(false, |low, &byte| low | (byte <= b'\r'));
     let mut blocks = value.chunks_exact(BLOCK);
     blocks.any(low) || low(blocks.remainder())
-}
-
-/// Whether `value` holds CR or LF, or NUL when `nul` is set.
-fn has_forbidden_byte(value: &[u8], nul: bool) -> bool {
-    if nul {
-        memchr::memchr3(b'\r', b'\n', 0, value).is_some()
-    } else {
-        memchr::memchr2(b'\r', b'\n', value).is_some()
-    }
 }
 
 /// Writes `value` as one `prefix` line per line.
@@ -797,36 +826,66 @@ impl Field {
         }
     }
 
-    /// A field holding `value`, or `None` when `value` holds CR or LF (or
-    /// NUL, when `nul_forbidden`).
+    /// A field holding the id `value`, or what is wrong with it (see
+    /// [`id_fault`](crate::last_event_id::id_fault): the id must come back
+    /// as a valid `Last-Event-ID`).
     #[inline]
-    fn checked(value: &[u8], nul_forbidden: bool) -> Option<Self> {
-        // The usual value: at most 16 bytes, none below 14 (every forbidden
-        // byte is one). It is loaded with two overlapping word loads, checked
-        // a word at a time and stored with one 16-byte store.
-        if let Some(packed) = pack_plain(value) {
-            return Some(Self::packed(packed, value.len()));
+    fn checked_id(value: &[u8]) -> Result<Self, Fault> {
+        // The usual id: at most 16 bytes of printable ASCII. It is loaded with
+        // two overlapping word loads, checked a word at a time and stored with
+        // one 16-byte store.
+        if let Some(packed) = pack_plain::<true>(value) {
+            return Ok(Self::packed(packed, value.len()));
         }
-        Self::checked_rare(value, nul_forbidden)
+        Self::checked_id_rare(value)
     }
 
-    /// [`checked`](Field::checked) for a long value or one with a control
-    /// byte.
+    /// [`checked_id`](Field::checked_id) for an empty or long id, or one
+    /// with a byte outside printable ASCII or a space at either end.
     #[cold]
     #[inline(never)]
-    fn checked_rare(value: &[u8], nul_forbidden: bool) -> Option<Self> {
-        if has_forbidden_byte(value, nul_forbidden) {
-            return None;
+    fn checked_id_rare(value: &[u8]) -> Result<Self, Fault> {
+        match crate::last_event_id::id_fault(value) {
+            Some(fault) => Err(fault),
+            None => Ok(Self::unchecked(value)),
         }
+    }
+
+    /// A field holding the event type `value`, or where its first CR or LF
+    /// is.
+    #[inline]
+    fn checked_event_type(value: &[u8]) -> Result<Self, Fault> {
+        // The usual type: at most 16 bytes, none below 14 (CR and LF are).
+        if let Some(packed) = pack_plain::<false>(value) {
+            return Ok(Self::packed(packed, value.len()));
+        }
+        Self::checked_event_type_rare(value)
+    }
+
+    /// [`checked_event_type`](Field::checked_event_type) for a long type or
+    /// one with a control byte.
+    #[cold]
+    #[inline(never)]
+    fn checked_event_type_rare(value: &[u8]) -> Result<Self, Fault> {
+        match memchr::memchr2(b'\r', b'\n', value) {
+            Some(at) => Err(Fault::Char {
+                at,
+                ch: char::from(value[at]),
+            }),
+            None => Ok(Self::unchecked(value)),
+        }
+    }
+
+    fn unchecked(value: &[u8]) -> Self {
         if value.len() <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[INLINE - value.len()..].copy_from_slice(value);
-            return Some(Field::Inline {
+            return Field::Inline {
                 start: inline_start(value.len()),
                 bytes,
-            });
+            };
         }
-        Some(Field::Heap(value.into()))
+        Field::Heap(value.into())
     }
 
     /// The decimal form of an integer: its magnitude, with a `-` in front
@@ -1286,7 +1345,9 @@ mod tests {
 
     #[test]
     fn fields_accept_exactly_the_values_without_forbidden_bytes() {
-        let specials = [0u8, 9, b'\n', 11, b'\r', 14, b' ', 0x7f, 0x80, 0xff];
+        let specials = [
+            0u8, 9, b'\n', 11, b'\r', 14, 31, b' ', b'~', 0x7f, 0x80, 0xc2, 0xff,
+        ];
         for len in 0..=24 {
             for at in 0..len.max(1) {
                 for &special in &specials {
@@ -1294,17 +1355,48 @@ mod tests {
                     if let Some(byte) = value.get_mut(at) {
                         *byte = special;
                     }
-                    for nul_forbidden in [false, true] {
-                        let valid = !value
-                            .iter()
-                            .any(|&b| b == b'\r' || b == b'\n' || (nul_forbidden && b == 0));
-                        let field = Field::checked(&value, nul_forbidden);
-                        assert_eq!(field.is_some(), valid, "{value:?} {nul_forbidden}");
-                        if let Some(field) = field {
-                            assert_eq!(field.as_bytes(), &value[..]);
-                        }
+                    let type_valid = !value.iter().any(|&b| b == b'\r' || b == b'\n');
+                    let field = Field::checked_event_type(&value);
+                    assert_eq!(field.is_ok(), type_valid, "{value:?}");
+                    if let Ok(field) = field {
+                        assert_eq!(field.as_bytes(), &value[..]);
+                    }
+                    // The fast path agrees with the one rule.
+                    let id_valid = crate::last_event_id::id_fault(&value).is_none();
+                    let field = Field::checked_id(&value);
+                    assert_eq!(
+                        field.as_ref().err(),
+                        crate::last_event_id::id_fault(&value).as_ref()
+                    );
+                    assert_eq!(field.is_ok(), id_valid, "{value:?}");
+                    if let Ok(field) = field {
+                        assert_eq!(field.as_bytes(), &value[..]);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn c1_controls_make_an_id_invalid_wherever_they_are() {
+        for len in 2..=24 {
+            for at in 0..len - 1 {
+                for second in [0x80u8, 0x85, 0x9f] {
+                    let mut value = vec![b'a'; len];
+                    value[at] = 0xc2;
+                    value[at + 1] = second;
+                    assert_eq!(
+                        Field::checked_id(&value).err(),
+                        Some(Fault::Char {
+                            at,
+                            ch: char::from(second)
+                        })
+                    );
+                }
+                let mut value = vec![b'a'; len];
+                value[at] = 0xc2;
+                value[at + 1] = 0xa0;
+                assert!(Field::checked_id(&value).is_ok(), "U+00A0 is not a control");
             }
         }
     }

@@ -4,15 +4,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use futures_core::Stream;
 use http::Response;
 use pin_project_lite::pin_project;
+use tracing::Span;
 
-use crate::body::SseBody;
 use crate::config::SseConfig;
 use crate::connection::ConnectionStatus;
-use crate::event::IntoEncodedEvent;
-use crate::response::{not_acceptable, sse_response};
+use crate::sse_or::IntoSseBody;
 
 pin_project! {
     /// The response future of [`Sse`](crate::Sse).
@@ -28,18 +26,29 @@ pin_project! {
     #[project = KindProj]
     #[derive(Debug)]
     enum Kind<F> {
-        Inner { #[pin] future: F, config: SseConfig, connection: Option<ConnectionStatus> },
+        Inner {
+            #[pin] future: F,
+            config: SseConfig,
+            connection: Option<ConnectionStatus>,
+            span: Option<Span>,
+        },
         NotAcceptable,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F, config: SseConfig, connection: Option<ConnectionStatus>) -> Self {
+    pub(crate) fn new(
+        future: F,
+        config: SseConfig,
+        connection: Option<ConnectionStatus>,
+        span: Option<Span>,
+    ) -> Self {
         Self {
             kind: Kind::Inner {
                 future,
                 config,
                 connection,
+                span,
             },
         }
     }
@@ -54,10 +63,9 @@ impl<F> ResponseFuture<F> {
 impl<F, St, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<St>, E>>,
-    St: Stream,
-    St::Item: IntoEncodedEvent,
+    St: IntoSseBody,
 {
-    type Output = Result<Response<SseBody<St>>, E>;
+    type Output = Result<Response<St::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -65,11 +73,17 @@ where
                 future,
                 config,
                 connection,
+                span,
             } => {
                 let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(sse_response(response, config, connection.take())))
+                Poll::Ready(Ok(St::into_sse_response(
+                    response,
+                    config,
+                    connection.take(),
+                    span.take(),
+                )))
             }
-            KindProj::NotAcceptable => Poll::Ready(Ok(not_acceptable())),
+            KindProj::NotAcceptable => Poll::Ready(Ok(St::not_acceptable())),
         }
     }
 }

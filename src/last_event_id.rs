@@ -4,7 +4,7 @@ use std::fmt;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::error::{InvalidLastEventId, InvalidLastEventIdKind};
+use crate::error::{Fault, InvalidLastEventId, InvalidLastEventIdKind};
 
 /// The name of the header a reconnecting client sends: `last-event-id`.
 pub static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
@@ -15,8 +15,10 @@ pub static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// [`SseLayer`](crate::SseLayer) parses the header and puts a `LastEventId` in
 /// the request's extensions when it is valid. The value comes from the client:
 /// treat it as untrusted. A valid value is non-empty UTF-8 of at most
-/// [`MAX_LEN`](LastEventId::MAX_LEN) bytes without control characters, sent
-/// in exactly one header. A `LastEventId` alone cannot tell a client that
+/// [`MAX_LEN`](LastEventId::MAX_LEN) bytes without control characters and
+/// without a space at either end, sent in exactly one header: exactly the
+/// non-empty ids that [`Event::id`](crate::Event::id) accepts, so that every
+/// id a server sends comes back usable. A `LastEventId` alone cannot tell a client that
 /// sent no id from one that sent an unusable one: to tell them apart (and
 /// resume or resync, never silently restart), read the
 /// [`LastEventIdHeader`] that the layer, the axum extractor and the warp
@@ -48,9 +50,11 @@ pub struct LastEventId(Box<str>);
 /// `tower_sse::warp::last_event_id_header()` filter extracts it.
 ///
 /// A value is valid when it is non-empty UTF-8 of at most
-/// [`LastEventId::MAX_LEN`] bytes without control characters, in exactly one
-/// header. An empty header counts as absent: it is what a client whose last
-/// event id was reset means.
+/// [`LastEventId::MAX_LEN`] bytes without control characters or a space at
+/// either end, in exactly one header (the non-empty ids that
+/// [`Event::id`](crate::Event::id) accepts). An empty header counts as
+/// absent: it is what a client whose last event id was reset by an empty
+/// `id:` means, and it sends none at all.
 ///
 /// To pass it on to the hub, or to anything that takes an `Option<&str>` and
 /// treats `None` (or `""`) as "no id", use
@@ -149,6 +153,54 @@ impl LastEventIdHeader {
     }
 }
 
+/// The one rule for ids, shared by [`Event::id`](crate::Event::id) and
+/// [`LastEventId`]: what is wrong with the non-empty `value` (UTF-8) as an id
+/// that survives the round trip from the server to a browser and back in a
+/// `Last-Event-ID` header, or `None` when nothing is.
+///
+/// - at most [`LastEventId::MAX_LEN`] bytes (a bound on what a server takes
+///   from a client);
+/// - no control character (`char::is_control`: C0, DEL, C1): browsers send
+///   a tab and C1 characters back verbatim, hyper refuses a request holding
+///   the other C0 characters or DEL with `400`, and ids holding them were
+///   never valid `Last-Event-ID`s;
+/// - no space at either end: HTTP trims the whitespace around a header
+///   value, so the id would come back without it.
+///
+/// The empty id is the caller's business: for an event it resets the
+/// client's last event id, and a `Last-Event-ID` header holding it is absent.
+/// An event checks a short ASCII id a word at a time first
+/// (`event.rs`: `pack_plain`) and calls this for anything else.
+pub(crate) fn id_fault(value: &[u8]) -> Option<Fault> {
+    if value.len() > LastEventId::MAX_LEN {
+        return Some(Fault::TooLong { len: value.len() });
+    }
+    for (at, &byte) in value.iter().enumerate() {
+        if byte < 0x20 || byte == 0x7f {
+            return Some(Fault::Char {
+                at,
+                ch: char::from(byte),
+            });
+        }
+        // U+0080 to U+009F are 0xC2 followed by the code point's own byte.
+        if byte == 0xc2 {
+            if let Some(&next @ 0x80..=0x9f) = value.get(at + 1) {
+                return Some(Fault::Char {
+                    at,
+                    ch: char::from(next),
+                });
+            }
+        }
+    }
+    match (value.first(), value.last()) {
+        (Some(b' '), _) => Some(Fault::Space { at: 0 }),
+        (_, Some(b' ')) => Some(Fault::Space {
+            at: value.len() - 1,
+        }),
+        _ => None,
+    }
+}
+
 /// Why a request's headers hold no usable `Last-Event-ID`.
 #[derive(Debug)]
 pub(crate) enum Unusable {
@@ -166,20 +218,24 @@ impl LastEventId {
     /// # Errors
     ///
     /// When `value` is empty, longer than [`MAX_LEN`](LastEventId::MAX_LEN)
-    /// bytes, or holds a control character.
+    /// bytes, holds a control character (C0, DEL or C1: `char::is_control`),
+    /// or starts or ends with a space.
     pub fn new(value: &str) -> Result<Self, InvalidLastEventId> {
         if value.is_empty() {
             return Err(InvalidLastEventId::new(InvalidLastEventIdKind::Empty));
         }
-        if value.len() > Self::MAX_LEN {
-            return Err(InvalidLastEventId::new(InvalidLastEventIdKind::TooLong));
-        }
-        if value.chars().any(char::is_control) {
-            return Err(InvalidLastEventId::new(
+        match id_fault(value.as_bytes()) {
+            None => Ok(Self(value.into())),
+            Some(Fault::TooLong { .. }) => {
+                Err(InvalidLastEventId::new(InvalidLastEventIdKind::TooLong))
+            }
+            Some(Fault::Char { .. }) => Err(InvalidLastEventId::new(
                 InvalidLastEventIdKind::ControlCharacter,
-            ));
+            )),
+            Some(Fault::Space { .. }) => Err(InvalidLastEventId::new(
+                InvalidLastEventIdKind::SurroundingSpace,
+            )),
         }
-        Ok(Self(value.into()))
     }
 
     /// Validates a header value as a last event id.
@@ -273,6 +329,11 @@ mod tests {
         assert!(LastEventId::new("").is_err());
         assert!(LastEventId::new("a\tb").is_err());
         assert!(LastEventId::new("a\u{7f}").is_err());
+        assert!(LastEventId::new("a\u{85}").is_err());
+        assert!(LastEventId::new(" a").is_err());
+        assert!(LastEventId::new("a ").is_err());
+        assert!(LastEventId::new("a b").is_ok());
+        assert!(LastEventId::new("\u{a0}").is_ok());
         assert!(LastEventId::new(&"x".repeat(LastEventId::MAX_LEN + 1)).is_err());
         assert!(LastEventId::new(&"x".repeat(LastEventId::MAX_LEN)).is_ok());
         let not_utf8 = HeaderValue::from_bytes(b"\xff\xfe").unwrap();

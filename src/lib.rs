@@ -95,6 +95,8 @@ mod layer;
 mod response;
 mod service;
 mod shutdown;
+mod sse_or;
+mod trace;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -121,7 +123,8 @@ pub use keep_alive::KeepAlive;
 pub use last_event_id::{LAST_EVENT_ID, LastEventId, LastEventIdHeader};
 pub use layer::SseLayer;
 pub use service::Sse;
-pub use shutdown::Shutdown;
+pub use shutdown::{Shutdown, TriggerOn};
+pub use sse_or::{IntoSseBody, SseOr, SseOrBody};
 
 #[doc(no_inline)]
 pub use futures_core::Stream;

@@ -8,7 +8,9 @@ use crate::config::{ConfigSlot, SseConfig};
 use crate::connection::ConnectionStatus;
 
 static TEXT_EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
-static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+// `no-transform`: intermediaries must not transform (compress, re-chunk) the
+// stream, which would hold events back.
+static NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-transform");
 static NO: HeaderValue = HeaderValue::from_static("no");
 static X_ACCEL_BUFFERING: header::HeaderName = header::HeaderName::from_static("x-accel-buffering");
 
@@ -18,12 +20,14 @@ static X_ACCEL_BUFFERING: header::HeaderName = header::HeaderName::from_static("
 /// A `200 OK` streams the events with the SSE headers set (the handler's own
 /// `Cache-Control` is kept). Any other status, `204 No Content` above all (it
 /// tells a browser to stop reconnecting), is sent with an empty body and the
-/// stream is dropped unpolled. Headers that would break a stream
+/// stream is dropped unpolled (a handler that must send a body with another
+/// status answers with [`SseOr`](crate::SseOr)). Headers that would break a stream
 /// (`Content-Length`, `Transfer-Encoding`, `Connection`) are removed.
 pub(crate) fn sse_response<S>(
     response: Response<S>,
     config: &SseConfig,
     connection: Option<ConnectionStatus>,
+    span: Option<tracing::Span>,
 ) -> Response<SseBody<S>> {
     let (mut parts, stream) = response.into_parts();
     strip_framing_headers(&mut parts.headers);
@@ -31,7 +35,9 @@ pub(crate) fn sse_response<S>(
         return Response::from_parts(parts, SseBody::empty());
     }
     set_sse_headers(&mut parts.headers);
-    let body = SseBody::with_config(stream, config.clone()).on_connection(connection);
+    let body = SseBody::with_config(stream, config.clone())
+        .on_connection(connection)
+        .in_span(span);
     Response::from_parts(parts, body)
 }
 
@@ -61,14 +67,6 @@ pub(crate) fn refuse<B>(response: &mut Response<B>, slot: &ConfigSlot) {
     let headers = response.headers_mut();
     headers.remove(header::CONTENT_TYPE);
     headers.remove(&X_ACCEL_BUFFERING);
-}
-
-/// The `406 Not Acceptable` answer to a request that does not accept
-/// `text/event-stream`.
-pub(crate) fn not_acceptable<S>() -> Response<SseBody<S>> {
-    let mut response = Response::new(SseBody::empty());
-    *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
-    response
 }
 
 fn strip_framing_headers(headers: &mut HeaderMap) {

@@ -2,17 +2,15 @@
 
 use std::task::{Context, Poll};
 
-use futures_core::Stream;
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::body::SseBody;
 use crate::config::SseConfig;
 use crate::connection::ConnectionStatus;
-use crate::event::IntoEncodedEvent;
 use crate::future::ResponseFuture;
 use crate::last_event_id::{LastEventId, LastEventIdHeader};
 use crate::response::accepts_event_stream;
+use crate::sse_or::IntoSseBody;
 
 /// Middleware that serves an inner service's event stream as an SSE response;
 /// made by [`SseLayer`](crate::SseLayer).
@@ -47,10 +45,9 @@ impl<S> Sse<S> {
 impl<S, ReqBody, St> Service<Request<ReqBody>> for Sse<S>
 where
     S: Service<Request<ReqBody>, Response = Response<St>>,
-    St: Stream,
-    St::Item: IntoEncodedEvent,
+    St: IntoSseBody,
 {
-    type Response = Response<SseBody<St>>;
+    type Response = Response<St::Body>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -72,6 +69,12 @@ where
         };
         extensions.insert(header);
         let connection = ConnectionStatus::of_request(extensions);
-        ResponseFuture::new(self.inner.call(request), self.config.clone(), connection)
+        let span = crate::trace::stream_span(request.method(), request.uri());
+        ResponseFuture::new(
+            self.inner.call(request),
+            self.config.clone(),
+            connection,
+            span,
+        )
     }
 }

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tokio::sync::{Notify, futures::OwnedNotified};
 use tokio::time::Instant;
 
@@ -65,6 +66,45 @@ impl Shutdown {
     /// Whether [`trigger`](Shutdown::trigger) has been called.
     pub fn is_triggered(&self) -> bool {
         self.inner.triggered.load(Ordering::Acquire)
+    }
+
+    /// Triggers this signal when `signal` completes: the future it returns
+    /// waits for `signal` (whatever its output), then calls
+    /// [`trigger`](Shutdown::trigger), and completes with `()`, as servers'
+    /// graceful-shutdown futures do.
+    ///
+    /// It is the one line between the shutdown signal an app already has
+    /// (Ctrl-C, a `CancellationToken`, a channel) and its streams: give it
+    /// to the server's graceful shutdown, or spawn it.
+    ///
+    /// ```no_run
+    /// use tokio_util::sync::CancellationToken;
+    /// use tower_sse::{Shutdown, SseConfig};
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let shutdown = Shutdown::new();
+    /// let config = SseConfig::new().shutdown(shutdown.clone());
+    /// # let _ = config;
+    ///
+    /// // As the graceful-shutdown future of `axum::serve`:
+    /// let app = axum::Router::new(); // with SSE routes and an SseConfigLayer
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let server = axum::serve(listener, app)
+    ///     .with_graceful_shutdown(shutdown.trigger_on(tokio::signal::ctrl_c()));
+    ///
+    /// // From an app-wide `CancellationToken`:
+    /// let token = CancellationToken::new();
+    /// tokio::spawn(shutdown.trigger_on(token.clone().cancelled_owned()));
+    /// # let _ = server;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn trigger_on<F: IntoFuture>(&self, signal: F) -> TriggerOn<F::IntoFuture> {
+        TriggerOn {
+            signal: signal.into_future(),
+            shutdown: self.clone(),
+        }
     }
 
     /// Waits until the signal is triggered.
@@ -153,6 +193,36 @@ impl fmt::Debug for Shutdown {
         f.debug_struct("Shutdown")
             .field("triggered", &self.is_triggered())
             .finish()
+    }
+}
+
+pin_project! {
+    /// The future returned by [`Shutdown::trigger_on`]: waits for a signal,
+    /// then triggers the [`Shutdown`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct TriggerOn<F> {
+        #[pin]
+        signal: F,
+        shutdown: Shutdown,
+    }
+}
+
+impl<F: Future> Future for TriggerOn<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        std::task::ready!(this.signal.poll(cx));
+        this.shutdown.trigger();
+        Poll::Ready(())
+    }
+}
+
+impl<F> fmt::Debug for TriggerOn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TriggerOn")
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
     }
 }
 

@@ -96,6 +96,19 @@
 //! An [`SseConfigLayer`](crate::SseConfigLayer) around `warp::service(routes)`
 //! does what [`apply_config`] does, for a server built on hyper directly.
 //!
+//! # What the policy covers
+//!
+//! [`apply_config`] applies to the replies of the filter it is given, and
+//! to no route combined with the result afterwards: apply it to the whole
+//! set of routes (`apply_config(a.or(b), config)`), last. An [`SseReply`]
+//! outside it finds no policy and runs on the default one, which has no
+//! shutdown signal, so the server's graceful shutdown waits until that
+//! stream's client leaves (bounded by
+//! [`Shutdown::within_grace`](crate::Shutdown::within_grace), as above).
+//! tower-sse logs a warning, once per process, at the first such stream; a
+//! reply meant to run on the default policy says so with
+//! `SseReply::new(..).config(SseConfig::new())`.
+//!
 //! `warp::sse` is not used: its encoder loses leading spaces and splits data
 //! on LF only.
 //!
@@ -131,7 +144,8 @@ use crate::response::{accepts_event_stream, refuse, stream_response};
 ///
 /// Without [`config`](SseReply::config), the reply follows the policy given to
 /// [`apply_config`] (or to an [`SseConfigLayer`](crate::SseConfigLayer) around
-/// `warp::service`), or the default policy when there is none.
+/// `warp::service`), or the default policy when there is none (then a
+/// warning is logged once per process).
 #[derive(Clone)]
 #[must_use = "an SseReply does nothing until a route returns it"]
 pub struct SseReply<S> {

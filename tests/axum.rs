@@ -427,3 +427,41 @@ async fn handler_headers_and_status_compose_with_the_response() {
     let events: Vec<_> = within("the stream", events.collect::<Vec<_>>()).await;
     assert_eq!(events.len(), 1);
 }
+
+#[tokio::test]
+async fn the_config_layer_gives_each_stream_a_span_of_its_request() {
+    use tower::ServiceExt;
+
+    let (logs, _guard) = support::logs::Logs::capture();
+    let app = Router::new()
+        .route(
+            "/feed/{topic}",
+            get(|| async { SseResponse::new(stream::iter([Event::new().id("a\u{85}")])) }),
+        )
+        .layer(SseConfigLayer::new(SseConfig::new()));
+    let request = Request::get("/feed/news")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    support::collect_bytes(response.into_body()).await;
+
+    let events = logs.events();
+    let warning = events
+        .iter()
+        .find(|logged| logged.level == tracing::Level::WARN)
+        .unwrap_or_else(|| panic!("no warning in {events:?}"));
+    assert!(warning.text.contains("U+0085 at byte 1"), "{warning:?}");
+    let span = warning.span.as_deref().unwrap_or_default();
+    assert!(
+        span.contains("method=GET") && span.contains("path=/feed/news"),
+        "{warning:?} {:?}",
+        logs.spans()
+    );
+    assert!(
+        logs.spans()
+            .iter()
+            .any(|span| span.contains("close_reason=error")),
+        "{:?}",
+        logs.spans()
+    );
+}

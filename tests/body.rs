@@ -901,3 +901,33 @@ async fn lone_encoded_event_is_sent_without_a_copy() {
     assert_eq!(frame.as_ref(), event.as_bytes());
     assert_eq!(frame.as_ptr(), event.as_bytes().as_ptr());
 }
+
+#[tokio::test(start_paused = true)]
+async fn open_with_comment_sends_a_comment_at_once_before_any_event() {
+    let config = SseConfig::new().open_with_comment(true);
+    let (events, stream) = channel::<Event>();
+    let mut body = Box::pin(SseBody::with_config(stream, config.clone()));
+    // Nothing is ready, and the comment goes out all the same.
+    assert_eq!(
+        poll_frame_now(&mut body),
+        Poll::Ready(Some(Bytes::from_static(b":\n\n")))
+    );
+    assert_eq!(poll_frame_now(&mut body), Poll::Pending);
+    events.send(Event::new().data("first")).unwrap();
+    assert_eq!(next_frame(&mut body).await.unwrap(), "data: first\n\n");
+
+    // Events already ready follow the comment, in order.
+    let mut body = Box::pin(SseBody::with_config(
+        stream::iter([Event::new().data("a")]),
+        config,
+    ));
+    let frames = collect_frames(&mut body).await.concat();
+    assert_eq!(frames, b":\n\ndata: a\n\n"[..]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn streams_open_without_a_comment_by_default() {
+    let (_events, stream) = channel::<Event>();
+    let mut body = Box::pin(SseBody::new(stream));
+    assert_eq!(poll_frame_now(&mut body), Poll::Pending);
+}

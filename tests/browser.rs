@@ -197,14 +197,14 @@ async fn rust_event_source_dispatches_what_chromium_dispatches() {
     assert_eq!(*requests.0.lock().unwrap(), chromium_last_event_ids());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn event_source_receives_exact_data_and_resumes_after_reconnecting() {
-    let Some((chromium, chromedriver)) = browser_programs() else {
-        return;
-    };
-    let requests = Requests::default();
-    let addr = serve(requests.clone()).await;
-
+/// Opens `url` in headless Chromium and returns the page's `sseState` once
+/// its `EventSource` has closed (within 15 s, else panics with `context()`).
+async fn run_chromium(
+    chromium: &std::path::Path,
+    chromedriver: &std::path::Path,
+    url: &str,
+    context: impl Fn() -> String,
+) -> Value {
     let profile = TempDir::new("tower-sse-chromium");
     let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|&flag| flag.to_owned()).collect();
     args.push(format!("--user-data-dir={}", profile.path().display()));
@@ -212,10 +212,10 @@ async fn event_source_receives_exact_data_and_resumes_after_reconnecting() {
     // reachable.
     args.push("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1".to_owned());
 
-    let driver = Driver::start(&chromedriver).await;
-    let session = driver.session(&chromium, &args).await;
+    let driver = Driver::start(chromedriver).await;
+    let session = driver.session(chromium, &args).await;
     let outcome = AssertUnwindSafe(async {
-        session.goto(&format!("http://{addr}/")).await;
+        session.goto(url).await;
         let poll = async {
             loop {
                 let state = session.execute("return window.sseState;").await;
@@ -227,21 +227,101 @@ async fn event_source_receives_exact_data_and_resumes_after_reconnecting() {
         };
         tokio::time::timeout(Duration::from_secs(15), poll)
             .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the EventSource did not close within 15 s; server saw {:?}",
-                    requests.0.lock().unwrap()
-                )
-            })
+            .unwrap_or_else(|_| panic!("the EventSource did not close within 15 s; {}", context()))
     })
     .catch_unwind()
     .await;
     session.close().await;
     drop(driver);
-    let state = match outcome {
+    match outcome {
         Ok(state) => state,
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Ids at the edges of what `Event::id` accepts: inner spaces, every
+/// printable ASCII character, non-ASCII (Latin-1, no-break spaces at the
+/// ends, line and paragraph separators, a BOM, astral), the longest.
+fn edge_ids() -> Vec<String> {
+    vec![
+        "1 2".to_owned(),
+        (b'!'..=b'~').map(char::from).collect(),
+        "é-7 ÿ".to_owned(),
+        "\u{a0}nbsp\u{a0}".to_owned(),
+        "\u{2028}\u{2029}".to_owned(),
+        "\u{feff}bom".to_owned(),
+        "🌍 日本語 \u{fffd}".to_owned(),
+        "x".repeat(tower_sse::LastEventId::MAX_LEN),
+    ]
+}
+
+/// The `Last-Event-ID` each request to `/ids` carried, as the server read it.
+#[derive(Clone, Default)]
+struct IdRequests(Arc<Mutex<Vec<tower_sse::LastEventIdHeader>>>);
+
+/// Request k gets one event whose id is `edge_ids()[k]`, then the stream
+/// ends and the client reconnects with that id; after the last id, `204`.
+async fn id_events(
+    State(requests): State<IdRequests>,
+    header: tower_sse::LastEventIdHeader,
+) -> Result<SseResponse<EventStream>, StatusCode> {
+    let k = {
+        let mut requests = requests.0.lock().unwrap();
+        requests.push(header);
+        requests.len() - 1
     };
+    let id = edge_ids().get(k).cloned().ok_or(StatusCode::NO_CONTENT)?;
+    let event = Event::new()
+        .retry(Duration::from_millis(10))
+        .id(id)
+        .data("x");
+    assert!(event.error().is_none(), "an edge id is valid");
+    Ok(SseResponse::new(Box::pin(stream::iter([event]))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_id_the_server_sends_comes_back_from_chromium_as_a_valid_last_event_id() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let requests = IdRequests::default();
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/ids", get(id_events))
+        .with_state(requests.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let url = format!("http://{addr}/?stream=/ids");
+    let state = run_chromium(&chromium, &chromedriver, &url, || {
+        format!("server saw {:?}", requests.0.lock().unwrap())
+    })
+    .await;
+
+    let ids = edge_ids();
+    let mut expected = vec![tower_sse::LastEventIdHeader::Absent];
+    expected.extend(
+        ids.iter().map(|id| {
+            tower_sse::LastEventIdHeader::Valid(tower_sse::LastEventId::new(id).unwrap())
+        }),
+    );
+    assert_eq!(*requests.0.lock().unwrap(), expected);
+    assert_eq!(state["opens"], ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_receives_exact_data_and_resumes_after_reconnecting() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let requests = Requests::default();
+    let addr = serve(requests.clone()).await;
+
+    let state = run_chromium(&chromium, &chromedriver, &format!("http://{addr}/"), || {
+        format!("server saw {:?}", requests.0.lock().unwrap())
+    })
+    .await;
 
     assert_eq!(state["events"], chromium_events());
     // Two streams opened; the third request got 204 and closed the source.

@@ -14,7 +14,9 @@ use http::HeaderMap;
 use http_body::Frame;
 use http_body_util::{Full, StreamBody};
 use proptest::prelude::*;
-use tower_sse::decode::{DecodeError, DecodeStream, Decoder, MessageEvent};
+use tower_sse::decode::{
+    DecodeError, DecodeItems, DecodeStream, DecodedItem, Decoder, MessageEvent,
+};
 
 /// Everything a client can observe after feeding a whole stream.
 #[derive(Debug, PartialEq)]
@@ -1165,4 +1167,59 @@ proptest! {
     fn decoder_matches_the_reference_model(input in sse_bytes()) {
         prop_assert_eq!(decode_chunks(&[&input]), reference(&input));
     }
+}
+
+#[test]
+fn comments_are_items_only_when_asked_for() {
+    let bytes = b": first\n:\n\ndata: x\n:second\n\n";
+    let mut plain = Decoder::new();
+    plain.push(bytes);
+    let event = plain.next_item().unwrap();
+    assert!(
+        matches!(event, Some(DecodedItem::Event(ref e)) if e.data == "x"),
+        "{event:?}"
+    );
+    assert_eq!(plain.next_item().unwrap(), None);
+
+    let mut with_comments = Decoder::new().with_comments();
+    with_comments.push(bytes);
+    let mut items = Vec::new();
+    while let Some(item) = with_comments.next_item().unwrap() {
+        items.push(item);
+    }
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(items[0], DecodedItem::Comment("first".to_owned()));
+    assert_eq!(items[1], DecodedItem::Comment(String::new()));
+    assert_eq!(items[2], DecodedItem::Comment("second".to_owned()));
+    assert!(matches!(&items[3], DecodedItem::Event(e) if e.data == "x"));
+
+    // `next_event` skips comments either way.
+    let mut events = Decoder::new().with_comments();
+    events.push(bytes);
+    assert_eq!(
+        events.next_event().unwrap().map(|e| e.data),
+        Some("x".to_owned())
+    );
+    assert_eq!(events.next_event().unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_test_sees_keep_alive_pings_through_decode_items() {
+    let config = tower_sse::SseConfig::new()
+        .keep_alive(tower_sse::KeepAlive::new().interval(Duration::from_secs(15)));
+    let body = tower_sse::SseBody::with_config(
+        stream::iter([tower_sse::Event::new().data("hello")]).chain(stream::pending()),
+        config,
+    );
+    let mut items = DecodeItems::new(Box::pin(body));
+    let first = items.next().await.unwrap().unwrap();
+    assert!(
+        matches!(first, DecodedItem::Event(ref e) if e.data == "hello"),
+        "{first:?}"
+    );
+    let ping = tokio::time::timeout(Duration::from_secs(16), items.next()).await;
+    assert_eq!(
+        ping.unwrap().unwrap().unwrap(),
+        DecodedItem::Comment(String::new())
+    );
 }

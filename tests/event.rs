@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tower_sse::{EncodedEvent, Event};
+use tower_sse::{EncodedEvent, Event, LastEventId};
 
 fn wire(event: Event) -> String {
     let encoded = event.encode().expect("valid event");
@@ -128,10 +128,73 @@ fn empty_id_is_written_to_reset_the_client_id() {
 }
 
 #[test]
-fn leading_space_in_id_and_event_type_survives() {
+fn leading_space_in_event_type_survives() {
     assert_eq!(
-        wire(Event::new().id(" 1").event(" e").data("x")),
-        "id:  1\nevent:  e\ndata: x\n\n"
+        wire(Event::new().id("1 2").event(" e").data("x")),
+        "id: 1 2\nevent:  e\ndata: x\n\n"
+    );
+}
+
+#[test]
+fn ids_that_would_not_come_back_as_last_event_id_are_errors() {
+    let long = "x".repeat(LastEventId::MAX_LEN + 1);
+    for id in [
+        "a\tb",
+        "\u{1b}[0m",
+        "a\u{7f}",
+        "a\u{85}b",
+        "\u{9f}",
+        " 1",
+        "1 ",
+        long.as_str(),
+    ] {
+        let error = Event::new().id(id).data("x").encode().unwrap_err();
+        assert!(error.is_invalid_id(), "{id:?}");
+        assert!(LastEventId::new(id).is_err(), "{id:?}");
+    }
+    for id in [
+        "1 2",
+        "\u{a0}",
+        "é-7",
+        "🌍",
+        &"x".repeat(LastEventId::MAX_LEN),
+    ] {
+        assert!(Event::new().id(id).encode().is_ok(), "{id:?}");
+        assert!(LastEventId::new(id).is_ok(), "{id:?}");
+    }
+}
+
+#[test]
+fn an_id_error_names_the_character_and_where_it_is() {
+    let error = Event::new().id("abc\u{85}").encode().unwrap_err();
+    assert_eq!(error.invalid_char(), Some('\u{85}'));
+    assert_eq!(error.position(), Some(3));
+    assert_eq!(
+        error.to_string(),
+        "sse event id has U+0085 at byte 3: an id cannot hold a control character"
+    );
+    let error = Event::new().id("7 ").encode().unwrap_err();
+    assert_eq!(
+        (error.invalid_char(), error.position()),
+        (Some(' '), Some(1))
+    );
+    assert!(error.to_string().contains("space at byte 1"), "{error}");
+    let error = Event::new().id("x".repeat(2000)).encode().unwrap_err();
+    assert_eq!((error.invalid_char(), error.position()), (None, None));
+    assert!(error.to_string().contains("2000 bytes"), "{error}");
+}
+
+#[test]
+fn an_event_type_error_names_the_character_and_where_it_is() {
+    let error = Event::new().event("update\r\nid: 9").encode().unwrap_err();
+    assert!(error.is_invalid_event_type());
+    assert_eq!(
+        (error.invalid_char(), error.position()),
+        (Some('\r'), Some(6))
+    );
+    assert_eq!(
+        error.to_string(),
+        "sse event type has U+000D at byte 6: a type cannot hold CR or LF"
     );
 }
 

@@ -252,3 +252,25 @@ async fn a_client_that_stops_reading_is_cut_off_and_resumes_without_loss() {
     assert_eq!(numbers, (1..=total).collect::<Vec<_>>());
     server.abort();
 }
+
+#[tokio::test]
+async fn subscribe_user_reads_the_users_feed_alone_and_resumes_it() {
+    let hub = Hub::new();
+    hub.publish("news", Event::new().data("not for the feed"))
+        .unwrap();
+    let first = hub.send_to("alice", Event::new().data("one")).unwrap();
+    hub.send_to("bob", Event::new().data("not alice's"))
+        .unwrap();
+    hub.send_to("alice", Event::new().data("two")).unwrap();
+
+    let first = first.to_string();
+    let mut feed = hub.subscribe_user("alice", Some(&first));
+    let item = within("the replayed event", feed.next()).await.unwrap();
+    let bytes = item.unwrap().into_bytes();
+    assert!(
+        std::str::from_utf8(&bytes)
+            .unwrap()
+            .ends_with("data: two\n\n"),
+        "{bytes:?}"
+    );
+}

@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_sse::{
     CloseReason, Event, Farewell, KeepAlive, LAST_EVENT_ID, LastEventId, LastEventIdHeader,
-    Shutdown, SseConfig, SseLayer,
+    Shutdown, SseConfig, SseLayer, SseOr,
 };
 
 use support::{CloseRecorder, PollFlag, collect_bytes};
@@ -92,7 +92,7 @@ async fn ok_response_gets_sse_headers() {
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache, no-transform");
     assert_eq!(headers["x-accel-buffering"], "no");
     assert_eq!(collect_bytes(response.into_body()).await, "data: a\n\n");
 }
@@ -234,7 +234,7 @@ async fn valid_last_event_id_reaches_the_handler() {
 #[tokio::test]
 async fn last_event_id_is_passed_exactly() {
     for value in [
-        "  spaced ".to_owned(),
+        "inner  spaces".to_owned(),
         "événement-7".to_owned(),
         "a b:c,d;e".to_owned(),
         "x".repeat(LastEventId::MAX_LEN),
@@ -242,6 +242,16 @@ async fn last_event_id_is_passed_exactly() {
         let header = HeaderValue::from_bytes(value.as_bytes()).unwrap();
         let seen = seen_last_event_id(with_last_event_id(header)).await;
         assert_eq!(seen.as_deref(), Some(value.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn last_event_id_with_spaces_at_its_ends_is_absent() {
+    // HTTP trims them, so only an in-process request can carry them; no
+    // event id has them.
+    for value in [" 7", "7 "] {
+        let header = HeaderValue::from_static(value);
+        assert_eq!(seen_last_event_id(with_last_event_id(header)).await, None);
     }
 }
 
@@ -592,4 +602,121 @@ async fn error_event_of_the_layer_is_sent_when_the_stream_fails() {
         .unwrap();
     let body = collect_bytes(response.into_body()).await;
     assert_eq!(body, "data: a\n\nevent: error\ndata: try later\n\n");
+}
+
+/// Serves one request through `SseLayer` around a handler answering with
+/// `response`, whose body is an `SseOr`.
+async fn serve_sse_or(
+    response: Response<SseOr<Events, String>>,
+) -> Response<tower_sse::SseOrBody<Events, String>> {
+    let response = Mutex::new(Some(response));
+    ServiceBuilder::new()
+        .layer(SseLayer::new())
+        .service(service_fn(move |_: Request<()>| {
+            let response = response.lock().unwrap().take().expect("called twice");
+            async move { Ok::<_, Infallible>(response) }
+        }))
+        .oneshot(get())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_error_status_answered_with_sse_or_body_keeps_its_body_and_headers() {
+    for status in [StatusCode::UNAUTHORIZED, StatusCode::NOT_FOUND] {
+        let response = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, "17")
+            .body(SseOr::Body(r#"{"error":"nope"}"#.to_owned() + "\n"))
+            .unwrap();
+        let response = serve_sse_or(response).await;
+        assert_eq!(response.status(), status);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers()[header::CONTENT_LENGTH], "17");
+        assert!(!response.body().is_events());
+        assert_eq!(
+            collect_bytes(response.into_body()).await,
+            "{\"error\":\"nope\"}\n"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sse_or_events_stream_like_a_bare_stream() {
+    let response = serve_sse_or(Response::new(SseOr::Events(events(&["a", "b"])))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    assert!(response.body().is_events());
+    assert_eq!(
+        collect_bytes(response.into_body()).await,
+        "data: a\n\ndata: b\n\n"
+    );
+
+    let mut no_content = Response::new(SseOr::Events(must_not_be_polled()));
+    *no_content.status_mut() = StatusCode::NO_CONTENT;
+    let response = serve_sse_or(no_content).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(collect_bytes(response.into_body()).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_event_is_a_warning_naming_the_request_the_field_and_the_character() {
+    let (logs, _guard) = support::logs::Logs::capture();
+    let response = ServiceBuilder::new()
+        .layer(SseLayer::new())
+        .service(service_fn(|_: Request<()>| async {
+            let items = stream::iter([
+                Event::new().data("sent"),
+                Event::new().id("a\tb").data("never sent"),
+            ]);
+            Ok::<_, Infallible>(Response::new(items))
+        }))
+        .oneshot(Request::get("/feed/prices?x=1").body(()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(collect_bytes(response.into_body()).await, "data: sent\n\n");
+
+    let events = logs.events();
+    let warning = events
+        .iter()
+        .find(|logged| logged.level == tracing::Level::WARN)
+        .unwrap_or_else(|| panic!("no warning in {events:?}"));
+    assert!(
+        warning.text.contains("id has U+0009 at byte 1"),
+        "{warning:?}"
+    );
+    let span = warning
+        .span
+        .as_deref()
+        .expect("the warning is in the stream's span");
+    assert!(span.starts_with("sse_stream"), "{span}");
+    assert!(
+        span.contains("method=GET") && span.contains("path=/feed/prices"),
+        "{span}"
+    );
+    assert!(
+        logs.spans()
+            .iter()
+            .any(|span| span.contains("close_reason=error")),
+        "{:?}",
+        logs.spans()
+    );
+}
+
+#[tokio::test]
+async fn a_stream_span_records_why_the_stream_closed() {
+    let (logs, _guard) = support::logs::Logs::capture();
+    let response = serve(SseConfig::new(), get(), Response::new(events(&["a"]))).await;
+    collect_bytes(response.into_body()).await;
+    let spans = logs.spans();
+    assert!(
+        spans.iter().any(|span| span.contains("method=GET")
+            && span.contains("path=/events")
+            && span.contains("close_reason=stream ended")),
+        "{spans:?}"
+    );
 }

@@ -8,7 +8,7 @@ use futures_util::stream;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use tower_sse::decode::{Decoder, MessageEvent};
-use tower_sse::{EncodedEvent, Event, SseBody, SseConfig};
+use tower_sse::{EncodedEvent, Event, LastEventId, LastEventIdHeader, SseBody, SseConfig};
 
 /// What a test event is made of, so that the expected decoding can be worked
 /// out independently of the encoder.
@@ -67,9 +67,71 @@ fn field(forbidden: &'static [char]) -> impl Strategy<Value = String> {
     text().prop_map(move |s| s.chars().filter(|c| !forbidden.contains(c)).collect())
 }
 
+/// Text that an id may hold: no control character, no space at either end.
+fn id() -> impl Strategy<Value = String> {
+    text().prop_map(|s| {
+        let s: String = s.chars().filter(|c| !c.is_control()).collect();
+        s.trim_matches(' ').to_owned()
+    })
+}
+
+/// Any text, weighted towards what decides whether an id comes back: C0
+/// controls, spaces, DEL, C1 controls, the rest of Latin-1 and beyond; some
+/// of it long enough to meet the limit.
+fn id_candidate() -> impl Strategy<Value = String> {
+    let chars = prop::collection::vec(
+        prop_oneof![
+            prop::char::range('\0', '\u{1f}'),
+            Just(' '),
+            Just('\u{7f}'),
+            prop::char::range('\u{80}', '\u{9f}'),
+            prop::char::range('\u{a0}', '\u{ff}'),
+            prop::char::range('!', '~'),
+            any::<char>(),
+        ],
+        0..12,
+    )
+    .prop_map(|chars| chars.into_iter().collect::<String>());
+    let padding = prop::sample::select(vec![0usize, 0, 0, 1010, 1020, 1024]);
+    (padding, chars).prop_map(|(padding, chars)| "x".repeat(padding) + &chars)
+}
+
+/// What a server behind hyper reads from a request carrying `id` in its
+/// `Last-Event-ID` header, sent byte for byte as a browser sends it; `None`
+/// when hyper refuses the request.
+fn through_hyper(runtime: &tokio::runtime::Runtime, id: &str) -> Option<LastEventIdHeader> {
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    runtime.block_on(async {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let service = {
+            let seen = seen.clone();
+            hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                *seen.lock().unwrap() = Some(LastEventIdHeader::from_headers(request.headers()));
+                async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+            })
+        };
+        let connection = tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server), service),
+        );
+        let mut request = b"GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\nlast-event-id: ".to_vec();
+        request.extend_from_slice(id.as_bytes());
+        request.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+        client.write_all(&request).await.unwrap();
+        let mut response = Vec::new();
+        client.read_to_end(&mut response).await.unwrap();
+        let _ = connection.await;
+        seen.lock().unwrap().take()
+    })
+}
+
 fn spec() -> impl Strategy<Value = Spec> {
     (
-        prop::option::of(field(&['\r', '\n', '\0'])),
+        prop::option::of(id()),
         prop::option::of(field(&['\r', '\n'])),
         prop::option::of(any::<u32>().prop_map(u64::from)),
         prop::option::of(text()),
@@ -175,7 +237,26 @@ proptest! {
     }
 
     #[test]
-    fn rejected_ids_never_produce_bytes(prefix in field(&[]), bad in prop::sample::select(vec!['\r', '\n', '\0']), suffix in text()) {
+    fn event_ids_are_exactly_the_last_event_ids_and_come_back_through_hyper(id in id_candidate()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let encoded = Event::new().id(id.as_str()).data("x").encode();
+        // The empty id resets the client's id; as a header it is absent.
+        let header_accepts = id.is_empty() || LastEventId::new(&id).is_ok();
+        prop_assert_eq!(encoded.is_ok(), header_accepts, "{:?}", encoded.err());
+        let Ok(encoded) = encoded else { return Ok(()) };
+        // The browser's side: what the client keeps as its last event id.
+        let (_, decoder) = decode_chunks([encoded.as_bytes()]);
+        prop_assert_eq!(decoder.last_event_id(), id.as_str());
+        if id.is_empty() {
+            return Ok(());
+        }
+        // And back, in the header of the next request.
+        let seen = through_hyper(&runtime, &id);
+        prop_assert_eq!(seen, Some(LastEventIdHeader::Valid(LastEventId::new(&id).unwrap())));
+    }
+
+    #[test]
+    fn rejected_ids_never_produce_bytes(prefix in field(&[]), bad in prop::sample::select(vec!['\r', '\n', '\0', '\t', '\u{1b}', '\u{7f}', '\u{85}']), suffix in text()) {
         let id = format!("{prefix}{bad}{suffix}");
         let result = Event::new().id(&id).data("payload").encode();
         prop_assert!(result.is_err_and(|e| e.is_invalid_id()));

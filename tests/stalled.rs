@@ -355,3 +355,27 @@ mod axum_serve {
         assert_eq!(closes.reasons(), [CloseReason::WriteTimeout]);
     }
 }
+
+#[tokio::test]
+async fn trigger_on_triggers_when_the_signal_completes() {
+    let shutdown = Shutdown::new();
+    let (send, receive) = tokio::sync::oneshot::channel::<&str>();
+    let waiting = tokio::spawn(shutdown.trigger_on(receive));
+    tokio::task::yield_now().await;
+    assert!(!shutdown.is_triggered());
+    send.send("stop").unwrap();
+    waiting.await.unwrap();
+    assert!(shutdown.is_triggered());
+}
+
+#[tokio::test]
+async fn a_cancellation_token_triggers_the_shutdown_in_one_line() {
+    let shutdown = Shutdown::new();
+    let token = tokio_util::sync::CancellationToken::new();
+    let waiting = tokio::spawn(shutdown.trigger_on(token.clone().cancelled_owned()));
+    tokio::task::yield_now().await;
+    assert!(!shutdown.is_triggered());
+    token.cancel();
+    waiting.await.unwrap();
+    assert!(shutdown.is_triggered());
+}

@@ -361,6 +361,12 @@ impl Hub {
         self.register(Some(user), topics, last_event_id)
     }
 
+    /// The feed of `user` alone: [`subscribe_client`](Hub::subscribe_client)
+    /// with no topics (where an empty array would need a type).
+    pub fn subscribe_user(&self, user: &str, last_event_id: Option<&str>) -> Subscription {
+        self.register(Some(user), [] as [&str; 0], last_event_id)
+    }
+
     fn register<I>(
         &self,
         user: Option<&str>,

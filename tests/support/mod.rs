@@ -259,7 +259,7 @@ pub(crate) fn assert_sse_headers<B>(response: &Response<B>) {
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
-    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache, no-transform");
     assert_eq!(headers["x-accel-buffering"], "no");
     assert!(!headers.contains_key(header::CONTENT_LENGTH));
 }
@@ -479,5 +479,175 @@ pub(crate) mod client {
         let status = response.status();
         let body = super::within("the body", super::collect_bytes(response.into_body())).await;
         (status, body)
+    }
+}
+
+/// A `tracing` subscriber that records every event with its level, its
+/// fields and the fields of its span, for tests of what is logged.
+///
+/// It is the process's global subscriber, and records only on a thread that
+/// is capturing: a subscriber set per thread would race with other tests
+/// over `tracing`'s cache of which call sites are enabled.
+pub(crate) mod logs {
+    use std::cell::RefCell;
+    use std::fmt::{self, Write as _};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::subscriber::Interest;
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    /// One logged event: its level, its message and fields
+    /// (`message k=v ...`), and the fields of its span (`name k=v ...`).
+    #[derive(Clone, Debug)]
+    pub(crate) struct Logged {
+        pub(crate) level: Level,
+        pub(crate) text: String,
+        pub(crate) span: Option<String>,
+    }
+
+    /// What one thread logged while capturing.
+    #[derive(Clone, Default)]
+    pub(crate) struct Logs(Arc<Inner>);
+
+    #[derive(Default)]
+    struct Inner {
+        spans: Mutex<Vec<(u64, String)>>,
+        current: Mutex<Vec<u64>>,
+        events: Mutex<Vec<Logged>>,
+    }
+
+    thread_local! {
+        static CAPTURING: RefCell<Option<Logs>> = const { RefCell::new(None) };
+    }
+
+    /// Stops the capture of its thread when dropped.
+    pub(crate) struct CaptureGuard(());
+
+    impl Drop for CaptureGuard {
+        fn drop(&mut self) {
+            CAPTURING.with(|capturing| capturing.borrow_mut().take());
+        }
+    }
+
+    fn capturing() -> Option<Logs> {
+        CAPTURING.with(|capturing| capturing.borrow().clone())
+    }
+
+    struct Text<'a>(&'a mut String);
+
+    impl Visit for Text<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            if field.name() == "message" {
+                let _ = write!(self.0, "{value:?}");
+            } else {
+                let _ = write!(self.0, " {}={value:?}", field.name());
+            }
+        }
+
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "message" {
+                self.0.push_str(value);
+            } else {
+                let _ = write!(self.0, " {}={value}", field.name());
+            }
+        }
+    }
+
+    impl Logs {
+        /// Records what is logged on this thread until the guard is dropped.
+        pub(crate) fn capture() -> (Self, CaptureGuard) {
+            static INSTALL: std::sync::Once = std::sync::Once::new();
+            INSTALL.call_once(|| {
+                tracing::subscriber::set_global_default(Global::default())
+                    .expect("no other global subscriber in the tests");
+            });
+            let logs = Logs::default();
+            CAPTURING.with(|capturing| *capturing.borrow_mut() = Some(logs.clone()));
+            (logs, CaptureGuard(()))
+        }
+
+        /// Everything logged so far.
+        pub(crate) fn events(&self) -> Vec<Logged> {
+            self.0.events.lock().unwrap().clone()
+        }
+
+        /// The fields of every span so far, as `name k=v ...`.
+        pub(crate) fn spans(&self) -> Vec<String> {
+            let spans = self.0.spans.lock().unwrap();
+            spans.iter().map(|(_, text)| text.clone()).collect()
+        }
+
+        fn span_text(&self, id: u64) -> Option<String> {
+            let spans = self.0.spans.lock().unwrap();
+            spans.iter().find(|(i, _)| *i == id).map(|(_, t)| t.clone())
+        }
+    }
+
+    #[derive(Default)]
+    struct Global {
+        next_id: AtomicU64,
+    }
+
+    impl Subscriber for Global {
+        fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+            // Ask `enabled` every time: it depends on the thread.
+            Interest::sometimes()
+        }
+
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            capturing().is_some()
+        }
+
+        fn new_span(&self, span: &Attributes<'_>) -> Id {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(logs) = capturing() {
+                let mut text = span.metadata().name().to_owned();
+                span.record(&mut Text(&mut text));
+                logs.0.spans.lock().unwrap().push((id, text));
+            }
+            Id::from_u64(id)
+        }
+
+        fn record(&self, span: &Id, values: &Record<'_>) {
+            let Some(logs) = capturing() else { return };
+            let mut spans = logs.0.spans.lock().unwrap();
+            if let Some((_, text)) = spans.iter_mut().find(|(i, _)| *i == span.into_u64()) {
+                values.record(&mut Text(text));
+            }
+        }
+
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+        fn event(&self, event: &Event<'_>) {
+            let Some(logs) = capturing() else { return };
+            let mut text = String::new();
+            event.record(&mut Text(&mut text));
+            let parent = match event.parent() {
+                Some(id) => Some(id.into_u64()),
+                None if event.is_contextual() => logs.0.current.lock().unwrap().last().copied(),
+                None => None,
+            };
+            let span = parent.and_then(|id| logs.span_text(id));
+            logs.0.events.lock().unwrap().push(Logged {
+                level: *event.metadata().level(),
+                text,
+                span,
+            });
+        }
+
+        fn enter(&self, span: &Id) {
+            if let Some(logs) = capturing() {
+                logs.0.current.lock().unwrap().push(span.into_u64());
+            }
+        }
+
+        fn exit(&self, _: &Id) {
+            if let Some(logs) = capturing() {
+                logs.0.current.lock().unwrap().pop();
+            }
+        }
     }
 }
