@@ -473,93 +473,84 @@ impl BroadcastReaders {
 /// How many publishes one sample of the `*_busy` contestants times.
 const BURST: u64 = 64;
 
-/// Times `iters` publishes to waiting readers, reading between publishes.
-fn time_waiting(
-    iters: u64,
-    n: usize,
-    publish: impl Fn(),
-    mut read: impl FnMut() -> usize,
-) -> Duration {
-    let mut elapsed = Duration::ZERO;
-    for _ in 0..iters {
-        let start = Instant::now();
-        publish();
-        elapsed += start.elapsed();
-        assert_eq!(read(), n);
-    }
-    elapsed
+/// The subscribers' state while the publisher is timed.
+#[derive(Clone, Copy)]
+enum Readers {
+    /// Every subscriber waits: each publish wakes them all.
+    Waiting,
+    /// Woken by an untimed publish and not read yet: bursts of publishes
+    /// wake no one.
+    Busy,
 }
 
-/// Times `iters` publishes to readers that are not waiting: after one
-/// untimed publish that wakes them, bursts of publishes, then a read.
-fn time_busy(
-    iters: u64,
-    n: usize,
-    publish: impl Fn(),
-    mut read: impl FnMut() -> usize,
-) -> Duration {
-    let mut elapsed = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let burst = left.min(BURST);
-        publish();
-        let start = Instant::now();
-        for _ in 0..burst {
-            publish();
+impl Readers {
+    fn name(self) -> &'static str {
+        match self {
+            Readers::Waiting => "waiting",
+            Readers::Busy => "busy",
         }
-        elapsed += start.elapsed();
-        assert_eq!(read() as u64, (burst + 1) * n as u64);
-        left -= burst;
     }
-    elapsed
+
+    /// Times `iters` publishes, the subscribers reading between samples.
+    fn time(
+        self,
+        iters: u64,
+        n: usize,
+        publish: impl Fn(),
+        mut read: impl FnMut() -> usize,
+    ) -> Duration {
+        let mut elapsed = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let burst = match self {
+                Readers::Waiting => 1,
+                Readers::Busy => {
+                    publish();
+                    left.min(BURST)
+                }
+            };
+            let start = Instant::now();
+            for _ in 0..burst {
+                publish();
+            }
+            elapsed += start.elapsed();
+            let untimed = u64::from(matches!(self, Readers::Busy));
+            assert_eq!(read() as u64, (burst + untimed) * n as u64);
+            left -= burst;
+        }
+        elapsed
+    }
 }
 
 fn publish(c: &mut Criterion) {
     let mut group = c.benchmark_group("publish");
     group.throughput(Throughput::Elements(1));
     for n in [10, 1_000, 10_000] {
-        group.bench_with_input(BenchmarkId::new("hub_waiting", n), &n, |b, &n| {
-            let mut readers = HubReaders::new(n);
-            b.iter_custom(|iters| {
-                let hub = readers.hub.clone();
-                let publish = || {
-                    let event = Event::new().event(EVENT_TYPE).data(DATA);
-                    black_box(hub.publish(TOPIC, event).expect("a valid event"));
-                };
-                time_waiting(iters, n, publish, || readers.read())
+        for readers_state in [Readers::Waiting, Readers::Busy] {
+            let id = BenchmarkId::new(format!("hub_{}", readers_state.name()), n);
+            group.bench_with_input(id, &n, |b, &n| {
+                let mut readers = HubReaders::new(n);
+                b.iter_custom(|iters| {
+                    let hub = readers.hub.clone();
+                    let publish = || {
+                        let event = Event::new().event(EVENT_TYPE).data(DATA);
+                        black_box(hub.publish(TOPIC, event).expect("a valid event"));
+                    };
+                    readers_state.time(iters, n, publish, || readers.read())
+                });
             });
-        });
-        group.bench_with_input(BenchmarkId::new("broadcast_waiting", n), &n, |b, &n| {
-            let mut readers = BroadcastReaders::new(n);
-            b.iter_custom(|iters| {
-                let (sender, bytes) = (readers.sender.clone(), readers.bytes.clone());
-                let publish = || {
-                    black_box(sender.send(bytes.clone()).expect("receivers are open"));
-                };
-                time_waiting(iters, n, publish, || readers.read())
+            let id = BenchmarkId::new(format!("broadcast_{}", readers_state.name()), n);
+            group.bench_with_input(id, &n, |b, &n| {
+                let mut readers = BroadcastReaders::new(n);
+                b.iter_custom(|iters| {
+                    let (sender, bytes) = (readers.sender.clone(), readers.bytes.clone());
+                    let publish = || {
+                        black_box(sender.send(bytes.clone()).expect("receivers are open"));
+                    };
+                    readers_state.time(iters, n, publish, || readers.read())
+                });
             });
-        });
-        group.bench_with_input(BenchmarkId::new("hub_busy", n), &n, |b, &n| {
-            let mut readers = HubReaders::new(n);
-            b.iter_custom(|iters| {
-                let hub = readers.hub.clone();
-                let publish = || {
-                    let event = Event::new().event(EVENT_TYPE).data(DATA);
-                    black_box(hub.publish(TOPIC, event).expect("a valid event"));
-                };
-                time_busy(iters, n, publish, || readers.read())
-            });
-        });
-        group.bench_with_input(BenchmarkId::new("broadcast_busy", n), &n, |b, &n| {
-            let mut readers = BroadcastReaders::new(n);
-            b.iter_custom(|iters| {
-                let (sender, bytes) = (readers.sender.clone(), readers.bytes.clone());
-                let publish = || {
-                    black_box(sender.send(bytes.clone()).expect("receivers are open"));
-                };
-                time_busy(iters, n, publish, || readers.read())
-            });
-        });
+        }
         // Like for like with the hub, which takes an `Event`: the publisher
         // encodes the event (with an id) once, then sends it.
         group.bench_with_input(BenchmarkId::new("broadcast_encode_busy", n), &n, |b, &n| {
@@ -573,7 +564,7 @@ fn publish(c: &mut Criterion) {
                     let bytes = event.encode().expect("a valid event").into_bytes();
                     black_box(sender.send(bytes).expect("receivers are open"));
                 };
-                time_busy(iters, n, publish, || readers.read())
+                Readers::Busy.time(iters, n, publish, || readers.read())
             });
         });
     }
