@@ -68,8 +68,8 @@
 //! # Feature flags
 //!
 //! - `json`: `Event::json_data`, serializing data with `serde_json`.
-//! - `hub`: `tower_sse::hub`, a broadcast hub with topics,
-//!   per-client channels, replay for `Last-Event-ID` and a lag policy.
+//! - `hub`: `tower_sse::hub`, a broadcast hub with topics, per-user feeds,
+//!   replay for `Last-Event-ID`, a lag policy and forgetting of idle topics.
 //! - `axum`: `tower_sse::axum`, a response type, `Last-Event-ID` extractors
 //!   and a guarded listener for `axum::serve` (axum 0.8).
 //! - `warp`: `tower_sse::warp`, a reply type and a `last_event_id` filter for

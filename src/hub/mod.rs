@@ -117,7 +117,7 @@ use registry::{AfterUnlock, Registry, Resume};
 /// [module docs](self#the-resync-signal).
 pub const RESYNC_EVENT: &str = "tower-sse-resync";
 
-/// The resync signal for events dropped from a full queue
+/// The resync signal for events a lagging subscriber skipped
 /// ([`LagPolicy::DropOldest`]), encoded: the same for every hub.
 const GAP_SIGNAL: &[u8] = b"event: tower-sse-resync\ndata: lagged\n\n";
 
