@@ -974,6 +974,72 @@ fn subscribers_on_other_threads_are_woken_for_every_event() {
     }
 }
 
+#[test]
+fn subscribers_of_a_topic_and_a_user_feed_on_other_threads_get_both_in_order() {
+    const EACH: usize = 5_000;
+    let hub = Hub::with_config(
+        HubConfig::new()
+            .replay_max_events(2 * EACH)
+            .replay_max_bytes(usize::MAX)
+            .user_replay_max_events(2 * EACH)
+            .user_replay_max_bytes(usize::MAX)
+            .max_lag(4 * EACH as u64),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Each waits for every event of the topic and of its feed, in position
+    // order; a lost wake-up leaves one waiting, which the timeout turns into
+    // a failure, and an event taken out of order fails the check.
+    let subscribers: Vec<_> = (0..6)
+        .map(|_| {
+            let mut subscription = hub.subscribe_client("alice", ["news"], None);
+            runtime.spawn(async move {
+                let mut seen = Vec::with_capacity(2 * EACH);
+                while seen.len() < 2 * EACH {
+                    let next = tokio::time::timeout(Duration::from_secs(10), subscription.next());
+                    let event = next.await.expect("woken").unwrap().unwrap();
+                    let event = decode(&event).unwrap();
+                    let seq: u64 = event.id.rsplit('-').next().unwrap().parse().unwrap();
+                    seen.push((seq, event.data));
+                }
+                seen
+            })
+        })
+        .collect();
+    let news = {
+        let hub = hub.clone();
+        std::thread::spawn(move || {
+            (0..EACH)
+                .map(|n| {
+                    let id = hub.publish("news", message(format!("news {n}"))).unwrap();
+                    if n % 3 == 0 {
+                        std::thread::yield_now();
+                    }
+                    (id.seq(), format!("news {n}"))
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let direct: Vec<(u64, String)> = (0..EACH)
+        .map(|n| {
+            let id = hub.send_to("alice", message(format!("dm {n}"))).unwrap();
+            if n % 5 == 0 {
+                std::thread::yield_now();
+            }
+            (id.seq(), format!("dm {n}"))
+        })
+        .collect();
+    let mut expected = news.join().unwrap();
+    expected.extend(direct);
+    expected.sort_unstable();
+    for subscriber in subscribers {
+        assert_eq!(runtime.block_on(subscriber).unwrap(), expected);
+    }
+}
+
 fn concurrent_scenario(seed: u64) {
     let mut rng = XorShift::new(seed);
     // A small bound makes subscribers lag and resume; a large one does not.
