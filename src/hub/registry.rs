@@ -135,6 +135,8 @@ pub(crate) struct Registry {
     /// instead of a silent gap.
     forgotten: Box<[u64]>,
     bucket_hasher: RandomState,
+    /// Sweeps asked for without a clock reading; only every 16th looks.
+    unclocked_sweeps: u8,
     retention: Retention,
     counters: Counters,
 }
@@ -150,6 +152,7 @@ impl Default for Registry {
             idle: BinaryHeap::new(),
             forgotten: vec![0; FORGOTTEN_BUCKETS].into_boxed_slice(),
             bucket_hasher: RandomState::new(),
+            unclocked_sweeps: 0,
             retention: Retention::default(),
             counters: Counters::default(),
         }
@@ -352,7 +355,20 @@ impl Registry {
         if self.idle.is_empty() {
             return;
         }
-        let now = now.unwrap_or_else(Instant::now);
+        let now = match now {
+            Some(now) => now,
+            // Without a clock reading at hand (a topic without a maximum
+            // age), look only every 16th time: a clock read per publish would
+            // cost more than this lazy forgetting is worth.
+            None if budget == usize::MAX => Instant::now(),
+            None => {
+                self.unclocked_sweeps = self.unclocked_sweeps.wrapping_add(1);
+                if self.unclocked_sweeps % 16 != 0 {
+                    return;
+                }
+                Instant::now()
+            }
+        };
         for _ in 0..budget {
             match self.idle.peek() {
                 Some(Reverse(idle)) if idle.at <= now => {}

@@ -142,6 +142,10 @@ impl Subscription {
                 }
             }
         }
+        // `ready` was empty when `fill` was called: all it holds was taken.
+        self.shared
+            .delivered
+            .fetch_add(self.ready.len() as u64, Ordering::Relaxed);
         if skipped > 0 {
             self.shared
                 .lag_dropped
@@ -150,11 +154,7 @@ impl Subscription {
                 .push_front(EncodedEvent::from_bytes(Bytes::from_static(GAP_SIGNAL)));
         }
         match self.ready.pop_front() {
-            Some(event) => {
-                let taken = self.ready.len() as u64 + 1 - u64::from(skipped > 0);
-                self.shared.delivered.fetch_add(taken, Ordering::Relaxed);
-                Poll::Ready(Some(Ok(event)))
-            }
+            Some(event) => Poll::Ready(Some(Ok(event))),
             None => Poll::Pending,
         }
     }
