@@ -23,7 +23,7 @@
 //! contestant and rate: deliveries per second, server CPU per delivery, and
 //! latency percentiles.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -35,9 +35,13 @@ use axum::response::sse as axum_sse;
 use axum::routing::get;
 use futures_util::stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tower_sse::axum::SseResponse;
+
+mod support;
+
+use support::ThreadsCpu;
 use tower_sse::decode::Decoder;
 use tower_sse::hub::{Hub, HubConfig, Subscription};
 use tower_sse::{BoxError, Event};
@@ -137,49 +141,11 @@ async fn axum_events(State(app): State<App>) -> impl IntoResponse {
 }
 
 fn start_server(app: App) -> Result<SocketAddr, BoxError> {
-    let (bound, addr) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("server".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("server")
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                    .await
-                    .expect("a port");
-                let _ = bound.send(listener.local_addr());
-                let router = Router::new()
-                    .route("/hub", get(hub_events))
-                    .route("/axum", get(axum_events))
-                    .with_state(app);
-                if let Err(error) = axum::serve(listener, router).await {
-                    eprintln!("server failed: {error}");
-                }
-            });
-        })?;
-    Ok(addr.recv_timeout(Duration::from_secs(10))??)
-}
-
-/// On-CPU nanoseconds of this process's threads named `name`.
-fn threads_cpu_ns(name: &str) -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|comm| comm.trim_end() == name)
-        })
-        .filter_map(|task| {
-            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            schedstat.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum()
+    let router = Router::new()
+        .route("/hub", get(hub_events))
+        .route("/axum", get(axum_events))
+        .with_state(app);
+    support::start_server(router)
 }
 
 /// Latency buckets of one microsecond, up to a second; the last one holds
@@ -457,12 +423,12 @@ fn main() -> Result<(), BoxError> {
             std::thread::sleep(WARM_UP);
             seen.clear();
             recording.store(true, Ordering::Relaxed);
-            let cpu_before = threads_cpu_ns("server");
+            let cpu_before = ThreadsCpu::read("server").ns;
             let started = Instant::now();
             std::thread::sleep(Duration::from_secs(args.seconds));
             recording.store(false, Ordering::Relaxed);
             let elapsed = started.elapsed().as_secs_f64();
-            let cpu = threads_cpu_ns("server") - cpu_before;
+            let cpu = ThreadsCpu::read("server").ns - cpu_before;
             stop.store(true, Ordering::Relaxed);
             publishing.join().expect("the publisher");
             std::thread::sleep(Duration::from_millis(500));

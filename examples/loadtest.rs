@@ -63,7 +63,7 @@
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,9 +76,13 @@ use axum::response::sse as axum_sse;
 use axum::routing::get;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
 use tower_sse::axum::SseResponse;
+
+mod support;
+
+use support::{ThreadsCpu, user_system_ticks};
 use tower_sse::{BoxError, Event, KeepAlive, SseConfig};
 
 const EVENT_ID: u32 = 12345;
@@ -476,37 +480,7 @@ fn event_limit(query: Option<&str>) -> usize {
 /// Serves the router on 127.0.0.1 from threads of its own, all named
 /// `server`, for as long as the process lives.
 fn start_server(settings: ServerSettings) -> Result<SocketAddr, BoxError> {
-    let (bound, addr) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("server".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("server")
-                .enable_all()
-                .build();
-            let runtime = match runtime {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    let _ = bound.send(Err(error));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        let _ = bound.send(Err(error));
-                        return;
-                    }
-                };
-                let _ = bound.send(listener.local_addr());
-                if let Err(error) = axum::serve(listener, router(settings)).await {
-                    eprintln!("server failed: {error}");
-                }
-            });
-        })?;
-    Ok(addr.recv_timeout(Duration::from_secs(10))??)
+    support::start_server(router(settings))
 }
 
 /// `--serve` (or `--serve-idle`): a server process of its own for the idle
@@ -905,68 +879,6 @@ fn measure_throughput(
     Ok(Throughput::between(before, after))
 }
 
-/// The CPU time of this process's threads named `name`.
-#[derive(Clone, Copy, Default)]
-struct ThreadsCpu {
-    /// On CPU, in nanoseconds: the first field of each thread's `schedstat`.
-    ns: u64,
-    /// In user and in kernel mode, in `USER_HZ` ticks: fields 14 and 15 of
-    /// each thread's `stat`, coarse but enough to split `ns`.
-    user_ticks: u64,
-    system_ticks: u64,
-}
-
-impl ThreadsCpu {
-    fn read(name: &str) -> Self {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return Self::default();
-        };
-        tasks
-            .flatten()
-            .filter(|task| {
-                std::fs::read_to_string(task.path().join("comm"))
-                    .is_ok_and(|comm| comm.trim_end() == name)
-            })
-            .filter_map(|task| {
-                let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-                let ns = schedstat.split_whitespace().next()?.parse().ok()?;
-                let (user_ticks, system_ticks) =
-                    user_system_ticks(&std::fs::read_to_string(task.path().join("stat")).ok()?)?;
-                Some(Self {
-                    ns,
-                    user_ticks,
-                    system_ticks,
-                })
-            })
-            .fold(Self::default(), |sum, thread| Self {
-                ns: sum.ns + thread.ns,
-                user_ticks: sum.user_ticks + thread.user_ticks,
-                system_ticks: sum.system_ticks + thread.system_ticks,
-            })
-    }
-
-    fn since(self, before: Self) -> Self {
-        Self {
-            ns: self.ns.saturating_sub(before.ns),
-            user_ticks: self.user_ticks.saturating_sub(before.user_ticks),
-            system_ticks: self.system_ticks.saturating_sub(before.system_ticks),
-        }
-    }
-
-    /// The share of the time spent in user mode, in the application and its
-    /// libraries rather than in the kernel's TCP stack.
-    fn user_share(self) -> f64 {
-        self.user_ticks as f64 / (self.user_ticks + self.system_ticks).max(1) as f64
-    }
-}
-
-/// utime and stime from a `stat` line: fields 14 and 15, counted after the
-/// command's closing `)`.
-fn user_system_ticks(stat: &str) -> Option<(u64, u64)> {
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
-}
-
 /// The unit of `/proc/stat` and `/proc/<pid>/stat` times: `USER_HZ`, 100 on
 /// Linux whatever the kernel's tick rate.
 const USER_HZ: f64 = 100.0;
@@ -1057,10 +969,10 @@ fn measure_idle(args: &Args, contestant: Contestant, connections: u64) -> Result
     let runtime = client_runtime(2)?;
     let idle = runtime.block_on(async {
         // First connections pay for what every server pays once.
-        drop(open_idle(addr, path, 64).await?);
+        drop(open_many(addr, path, 64, None).await?);
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_before_kib = status_kib(pid, "VmRSS")?;
-        let open = open_idle(addr, path, connections).await?;
+        let open = open_many(addr, path, connections, None).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_after_kib = status_kib(pid, "VmRSS")?;
         drop(open);
@@ -1075,12 +987,22 @@ fn measure_idle(args: &Args, contestant: Contestant, connections: u64) -> Result
     Ok(idle)
 }
 
-/// Opens `count` SSE connections to `path` and waits for every response head.
-async fn open_idle(addr: SocketAddr, path: &str, count: u64) -> Result<Vec<TcpStream>, BoxError> {
+/// Opens `count` SSE connections to `path`, each with a receive buffer of
+/// `recv_buffer` bytes when given, and waits for every response head.
+async fn open_many(
+    addr: SocketAddr,
+    path: &str,
+    count: u64,
+    recv_buffer: Option<u32>,
+) -> Result<Vec<TcpStream>, BoxError> {
     let request = request(path, false);
     let open = stream::iter(0..count)
         .map(|_| async {
-            let mut stream = TcpStream::connect(addr).await?;
+            let socket = TcpSocket::new_v4()?;
+            if let Some(size) = recv_buffer {
+                socket.set_recv_buffer_size(size)?;
+            }
+            let mut stream = socket.connect(addr).await?;
             stream.write_all(request.as_bytes()).await?;
             read_head(&mut stream, &mut [0; 1024]).await?;
             Ok::<_, BoxError>(stream)
@@ -1171,10 +1093,10 @@ fn measure_slow(args: &Args, contestant: Contestant, connections: u64) -> Result
     let stop = Arc::new(AtomicBool::new(false));
     let (rss_before_kib, open) = runtime.block_on(async {
         // First connections pay for what every server pays once.
-        drop(open_idle(addr, contestant.idle_path(), 64).await?);
+        drop(open_many(addr, contestant.idle_path(), 64, None).await?);
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_before_kib = status_kib(pid, "VmRSS")?;
-        let open = open_slow(addr, contestant.path(), connections).await?;
+        let open = open_many(addr, contestant.path(), connections, Some(SLOW_RECV_BUFFER)).await?;
         Ok::<_, BoxError>((rss_before_kib, open))
     })?;
     let tasks: Vec<_> = open
@@ -1216,27 +1138,6 @@ fn measure_slow(args: &Args, contestant: Contestant, connections: u64) -> Result
         reads: after.2 - before.2,
         full_reads: after.3 - before.3,
     })
-}
-
-/// Opens `count` connections to the stream at `path`, each with a small
-/// receive buffer, and waits for every response head.
-async fn open_slow(addr: SocketAddr, path: &str, count: u64) -> Result<Vec<TcpStream>, BoxError> {
-    let request = request(path, false);
-    let open = stream::iter(0..count)
-        .map(|_| async {
-            let socket = TcpSocket::new_v4()?;
-            socket.set_recv_buffer_size(SLOW_RECV_BUFFER)?;
-            let mut stream = socket.connect(addr).await?;
-            stream.write_all(request.as_bytes()).await?;
-            read_head(&mut stream, &mut [0; 1024]).await?;
-            Ok::<_, BoxError>(stream)
-        })
-        .buffer_unordered(OPENING_AT_ONCE)
-        .collect::<Vec<_>>();
-    let opened = tokio::time::timeout(Duration::from_secs(120), open)
-        .await
-        .map_err(|_| format!("{count} connections not open in 120 s"))?;
-    opened.into_iter().collect()
 }
 
 /// Reads at most [`SLOW_READ`] bytes, sleeps [`SLOW_PAUSE`], and again, until
