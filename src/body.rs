@@ -734,12 +734,14 @@ fn fail<S>(
 ) -> Option<Result<Frame<Bytes>, BoxError>> {
     if error.is::<Lagged>() {
         // What is still buffered for a client that fell behind is not worth
-        // waiting for: a guarded connection closes at its next blocked write.
-        if let Some(connection) = rare.as_deref().and_then(|rare| rare.connection.as_ref()) {
-            connection.abandon();
-        }
+        // waiting for: on a guarded connection the body ends with the error,
+        // so that the server drops the response at once (a client that
+        // reconnects resumes from its last id either way).
+        let guarded = rare
+            .as_deref()
+            .is_some_and(|rare| rare.connection.is_some());
         end(stream, config, rare, reported, CloseReason::Lagged);
-        return None;
+        return guarded.then_some(Err(error));
     }
     crate::trace::stream_failed(rare.as_deref().and_then(|rare| rare.span.as_ref()), &error);
     end(stream, config, rare, reported, CloseReason::Error);

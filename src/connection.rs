@@ -35,12 +35,14 @@ use crate::shutdown::{Shutdown, Watcher};
 ///   default), at its first blocked write; the close hook hears
 ///   [`CloseReason::Shutdown`](crate::CloseReason::Shutdown).
 ///
-/// The server then closes the connection. And when an SSE stream on it ends
-/// because it yielded [`Lagged`](crate::Lagged), its blocked writes fail at
-/// once, rather than wait for the client to drain what the server still
-/// holds for it (the close hook has heard `Lagged`). While the socket is
-/// blocked the server stops polling the body, so a stream cut then is only
-/// seen once the client reads a little, or ends with the write timeout.
+/// The server then closes the connection. And when an SSE stream on a
+/// guarded connection ends because it yielded [`Lagged`](crate::Lagged), its
+/// body ends with that error rather than cleanly, so that the server drops
+/// what it still holds for the client at once (HTTP/1 closes the connection,
+/// HTTP/2 resets only that stream; the close hook has heard `Lagged`). While
+/// the socket is blocked the server stops polling the body, so a stream cut
+/// then is only seen once the client reads a little, or ends with the write
+/// timeout.
 ///
 /// Writes that go through cost one extra branch; a timer is armed only when
 /// a write blocks.
@@ -164,9 +166,6 @@ pub struct ConnectionStatus(Arc<AtomicU8>);
 const OPEN: u8 = 0;
 const WRITE_TIMED_OUT: u8 = 1;
 const SHUTDOWN_GRACE_ELAPSED: u8 = 2;
-// A stream on the connection was cut for lag: its blocked writes fail at once
-// rather than wait for the client to drain what is buffered.
-const ABANDONED: u8 = 3;
 
 impl ConnectionStatus {
     fn new() -> Self {
@@ -183,18 +182,6 @@ impl ConnectionStatus {
     /// when the shutdown grace period ended.
     pub fn is_shutdown_grace_elapsed(&self) -> bool {
         self.0.load(Ordering::Acquire) == SHUTDOWN_GRACE_ELAPSED
-    }
-
-    /// A stream served on this connection was cut for lag: the connection is
-    /// closed at its next blocked write, without waiting for the client to
-    /// drain what the server still buffers for it. A connection that can be
-    /// written to finishes its response normally.
-    pub(crate) fn abandon(&self) {
-        self.close(ABANDONED);
-    }
-
-    fn is_abandoned(&self) -> bool {
-        self.0.load(Ordering::Acquire) == ABANDONED
     }
 
     fn close(&self, why: u8) {
@@ -233,7 +220,6 @@ impl fmt::Debug for ConnectionStatus {
         let state = match self.0.load(Ordering::Acquire) {
             WRITE_TIMED_OUT => "write timed out",
             SHUTDOWN_GRACE_ELAPSED => "shutdown grace elapsed",
-            ABANDONED => "abandoned for lag",
             _ => "open",
         };
         f.debug_tuple("ConnectionStatus").field(&state).finish()
@@ -293,23 +279,20 @@ impl Stall {
     /// A write is blocked: fails it when a deadline has passed, and otherwise
     /// arms the timer of the earliest one.
     fn blocked<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        if self.status.is_abandoned() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection writes blocked after its stream was cut for lag",
-            )));
-        }
         let now = Instant::now();
         let since = *self.since.get_or_insert(now);
+        // A deadline too far to represent is no deadline.
         let mut deadline = self
             .write_timeout
-            .map(|timeout| (since + timeout, WRITE_TIMED_OUT));
+            .and_then(|timeout| since.checked_add(timeout))
+            .map(|at| (at, WRITE_TIMED_OUT));
         if let Some(watcher) = self.shutdown.as_mut() {
             if watcher.poll_triggered(cx).is_ready() {
                 let triggered_at = watcher.triggered_at().unwrap_or(now);
-                let grace_end = triggered_at + self.shutdown_grace;
-                if deadline.is_none_or(|(at, _)| grace_end < at) {
-                    deadline = Some((grace_end, SHUTDOWN_GRACE_ELAPSED));
+                if let Some(grace_end) = triggered_at.checked_add(self.shutdown_grace) {
+                    if deadline.is_none_or(|(at, _)| grace_end < at) {
+                        deadline = Some((grace_end, SHUTDOWN_GRACE_ELAPSED));
+                    }
                 }
             }
         }

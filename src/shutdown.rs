@@ -165,7 +165,11 @@ impl Shutdown {
         if let Some(output) = finished {
             return Ok(output);
         }
-        let deadline = self.triggered_at().unwrap_or_else(Instant::now) + grace;
+        let triggered_at = self.triggered_at().unwrap_or_else(Instant::now);
+        // A grace period too long to represent never ends.
+        let Some(deadline) = triggered_at.checked_add(grace) else {
+            return Ok(server.await);
+        };
         tokio::time::timeout_at(deadline, server)
             .await
             .map_err(|_| GraceElapsed::new())

@@ -117,7 +117,7 @@ async fn stalled_client_is_closed_after_the_write_timeout_and_reported() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn lagged_stream_of_a_stalled_client_gets_its_connection_closed() {
+async fn lagged_stream_of_a_client_that_reads_nothing_is_closed_by_the_write_timeout() {
     let closes = CloseRecorder::new();
     let guard = ConnectionGuard::new().write_timeout(WRITE_TIMEOUT);
     let config = SseConfig::new().on_close(closes.hook());
@@ -242,6 +242,54 @@ async fn shutdown_grace_fails_a_blocked_write_after_the_trigger() {
     let error = io.write_all(&[0; 1]).await.unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
     assert!(io.status().is_shutdown_grace_elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadlines_too_far_to_represent_never_fire_and_never_panic() {
+    use tokio::io::AsyncWriteExt;
+
+    let shutdown = Shutdown::new();
+    let (near, _far) = tokio::io::duplex(16);
+    let mut io = ConnectionGuard::new()
+        .write_timeout(Duration::MAX)
+        .shutdown(shutdown.clone())
+        .shutdown_grace(Duration::MAX)
+        .wrap(near);
+    io.write_all(&[0; 16]).await.unwrap();
+    shutdown.trigger();
+    let blocked = tokio::time::timeout(Duration::from_secs(3600), io.write_all(&[0; 1])).await;
+    assert!(blocked.is_err(), "a blocked write failed");
+    let status = io.status();
+    assert!(!status.is_write_timed_out() && !status.is_shutdown_grace_elapsed());
+
+    let served = shutdown.within_grace(Duration::MAX, async { "done" }).await;
+    assert_eq!(served.unwrap(), "done");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagged_stream_ends_its_guarded_connection_even_when_the_client_reads() {
+    let closes = CloseRecorder::new();
+    let guard = ConnectionGuard::new().without_write_timeout();
+    let config = SseConfig::new().on_close(closes.hook());
+    let (sender, events) = channel::<Result<EncodedEvent, Lagged>>();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events)));
+    let (addr, _status, server) = serve_one_guarded(http1(), guard, config, move || {
+        events.lock().unwrap().take().expect("one request")
+    })
+    .await;
+
+    let (_connection, mut events) = support::client::open_events(addr, "/events", None).await;
+    sender
+        .send(Ok(Event::new().data("read").encode().unwrap()))
+        .unwrap();
+    assert!(support::next_event(&mut events).await.is_some());
+    sender.send(Err(Lagged::new())).unwrap();
+
+    // The connection is not kept for another request: the response ends
+    // with the error, and the server drops the connection.
+    let outcome = within("the server connection", server).await.unwrap();
+    assert!(outcome.is_err(), "the connection lived on: {outcome:?}");
+    assert_eq!(closes.reasons(), [CloseReason::Lagged]);
 }
 
 /// With axum: `axum::serve` over a `GuardedListener`, the router behind
