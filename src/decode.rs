@@ -259,6 +259,16 @@ impl Decoder {
         self.start_next_stream();
     }
 
+    /// Starts with `id` as the last event id, as if a stream before had set
+    /// it (a client resuming from a saved id). `id` holds no CR, LF or NUL.
+    #[cfg(feature = "client")]
+    pub(crate) fn with_last_event_id(mut self, id: &str) -> Self {
+        self.fields.last_event_id.clear();
+        self.fields.last_event_id.push_str(id);
+        self.fields.id_buffer.clone_from(&self.fields.last_event_id);
+        self
+    }
+
     /// Returns the last event id: the value of the last `id` field of a block
     /// that was closed by an empty line, which a client sends back as
     /// `Last-Event-ID` when it reconnects (unless it is empty).

@@ -253,6 +253,8 @@ async fn backs_off_exponentially_with_jitter_up_to_the_cap() {
         );
     }
     let seen = script.seen();
+    // One request per announced delay, so that every delay is checked below.
+    assert_eq!(seen.len(), delays.len(), "{seen:?}");
     for (pair, delay) in seen.windows(2).zip(&delays) {
         assert_eq!(
             pair[1].at - pair[0].at,

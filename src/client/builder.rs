@@ -11,8 +11,8 @@ use tower_service::Service;
 
 use super::EventSource;
 use super::transport::{ServiceTransport, http_client};
-use crate::BoxError;
 use crate::decode::Decoder;
+use crate::{BoxError, LAST_EVENT_ID};
 
 /// What a browser waits before reconnecting when the server sent no
 /// `retry:` field (Chromium's default).
@@ -98,39 +98,20 @@ impl Config {
         }
     }
 
-    /// A decoder with the configured limits for a new connection, carrying
-    /// over the last event id and the reconnection time of the streams
-    /// before it.
-    ///
-    /// The values are handed over the way the decoder itself receives them:
-    /// as an `id` and a `retry` field of a block that ends before the new
-    /// stream begins (so a byte-order mark is still stripped at its start).
-    pub(crate) fn decoder(&self, last_event_id: &str, retry: Option<Duration>) -> Decoder {
-        let mut decoder = Decoder::new().max_line_len(usize::MAX);
-        if !last_event_id.is_empty() {
-            decoder.push(b"id: ");
-            decoder.push(last_event_id.as_bytes());
-            decoder.push(b"\n");
+    /// A decoder with the configured limits, starting from the saved last
+    /// event id; each later connection [`reset`](Decoder::reset)s it, which
+    /// keeps the last event id and the reconnection time.
+    pub(crate) fn decoder(&self) -> Decoder {
+        let mut decoder = Decoder::new().with_last_event_id(&self.last_event_id);
+        if let Some(limit) = self.max_line_len {
+            decoder = decoder.max_line_len(limit);
         }
-        if let Some(retry) = retry {
-            let millis = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX);
-            decoder.push(format!("retry: {millis}\n").as_bytes());
-        }
-        decoder.push(b"\n");
-        // A block without data dispatches nothing; it only sets the fields.
-        let _ = decoder.next_event();
-        decoder.finish();
-        let _ = decoder.next_event();
-        let mut decoder = decoder.max_line_len(self.max_line_len.unwrap_or(DEFAULT_MAX_LINE_LEN));
         if let Some(limit) = self.max_event_len {
             decoder = decoder.max_event_len(limit);
         }
         decoder
     }
 }
-
-/// The decoder's default line limit (`Decoder::new`).
-const DEFAULT_MAX_LINE_LEN: usize = 64 * 1024;
 
 impl EventSourceBuilder {
     pub(crate) fn new<T>(uri: T) -> Self
@@ -294,9 +275,17 @@ impl EventSourceBuilder {
     }
 
     /// Builds the source over hyper-util's pooled HTTP/1 client, for plain
-    /// `http://` URIs. Needs a tokio runtime when polled.
+    /// `http://` URIs (any other scheme is an invalid request: bring a
+    /// client with a TLS connector to [`build`](Self::build)). Needs a tokio
+    /// runtime when polled.
     pub fn build_http(self) -> EventSource {
-        self.build(http_client())
+        self.map(|config| {
+            if config.uri.scheme_str() != Some("http") {
+                return Err("build_http serves http:// URIs only".to_owned());
+            }
+            Ok(config)
+        })
+        .build(http_client())
     }
 }
 
@@ -328,7 +317,7 @@ impl fmt::Debug for EventSourceBuilder {
 /// and `Last-Event-ID` when the last event id is not empty.
 pub(crate) fn request_headers(configured: &HeaderMap, last_event_id: &str) -> HeaderMap {
     let mut headers = configured.clone();
-    headers.remove("last-event-id");
+    headers.remove(&LAST_EVENT_ID);
     if !headers.contains_key(ACCEPT) {
         headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
     }
@@ -338,7 +327,7 @@ pub(crate) fn request_headers(configured: &HeaderMap, last_event_id: &str) -> He
     if !last_event_id.is_empty() {
         match HeaderValue::from_bytes(last_event_id.as_bytes()) {
             Ok(value) => {
-                headers.insert("last-event-id", value);
+                headers.insert(LAST_EVENT_ID.clone(), value);
             }
             Err(_) => tracing::debug!("last event id cannot be sent as a header value"),
         }

@@ -145,6 +145,9 @@ pub struct EventSource {
     state: State,
     /// The idle timeout's timer, armed when a byte is expected.
     idle: Option<Pin<Box<Sleep>>>,
+    /// When the last bytes arrived: the timer is moved past it only when it
+    /// fires, not at every frame.
+    last_byte: Option<Instant>,
 }
 
 enum State {
@@ -220,7 +223,7 @@ impl EventSource {
                 (config, State::Invalid(error))
             }
         };
-        let decoder = config.decoder(&config.last_event_id, None);
+        let decoder = config.decoder();
         Self {
             backoff: Backoff::new(config.max_backoff),
             config,
@@ -228,6 +231,7 @@ impl EventSource {
             decoder,
             state,
             idle: None,
+            last_byte: None,
         }
     }
 
@@ -257,8 +261,10 @@ impl EventSource {
         let Some(timeout) = self.config.idle_timeout else {
             return;
         };
+        let now = Instant::now();
+        self.last_byte = Some(now);
         // A timeout too long to represent never fires.
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
+        let Some(deadline) = now.checked_add(timeout) else {
             return;
         };
         match &mut self.idle {
@@ -267,11 +273,30 @@ impl EventSource {
         }
     }
 
-    /// Whether the idle timer has fired (registering for its wake-up if not).
+    /// Bytes arrived: one clock read, no timer operation.
+    fn saw_bytes(&mut self) {
+        if self.idle.is_some() {
+            self.last_byte = Some(Instant::now());
+        }
+    }
+
+    /// Whether no byte has arrived for the idle timeout (registering for the
+    /// timer's wake-up if not). A timer that fires after bytes arrived is
+    /// moved to one timeout after the last of them.
     fn idle_elapsed(&mut self, cx: &mut Context<'_>) -> bool {
-        self.idle
-            .as_mut()
-            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+        let (Some(sleep), Some(timeout)) = (self.idle.as_mut(), self.config.idle_timeout) else {
+            return false;
+        };
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.last_byte.and_then(|last| last.checked_add(timeout));
+            match due {
+                Some(due) if due > sleep.deadline() => sleep.as_mut().reset(due),
+                _ => return true,
+            }
+        }
     }
 
     /// Gives up: yields the error, then the stream ends.
@@ -455,9 +480,9 @@ impl Stream for EventSource {
                     };
                     match this.classify(response, &attempt) {
                         Next::Stream(body) => {
-                            let last_event_id = this.decoder.last_event_id();
-                            let retry = this.decoder.reconnection_time();
-                            this.decoder = this.config.decoder(last_event_id, retry);
+                            // A new stream: its own lines, the same last event
+                            // id and reconnection time.
+                            this.decoder.reset();
                             this.state = State::Streaming {
                                 body,
                                 delivered: false,
@@ -483,7 +508,7 @@ impl Stream for EventSource {
                         Poll::Ready(Some(Ok(frame))) => {
                             if let Ok(data) = frame.into_data() {
                                 this.decoder.push(&data);
-                                this.arm_idle();
+                                this.saw_bytes();
                             }
                         }
                         Poll::Ready(Some(Err(error))) => {

@@ -36,6 +36,10 @@ pub(crate) fn follow(
         .ok_or("a redirect without a Location header")?
         .to_str()?;
     let target = resolve(uri, location)?;
+    // As fetch: a redirect to another scheme is a network error, final.
+    if !matches!(target.scheme_str(), Some("http" | "https")) {
+        return Err("a redirect to a scheme other than http or https".into());
+    }
     let to_get = match status.as_u16() {
         303 => method != Method::HEAD,
         301 | 302 => method == Method::POST,
@@ -145,5 +149,14 @@ mod tests {
         headers.insert(LOCATION, "http://other.test/b".parse().unwrap());
         let redirected = follow(StatusCode::FOUND, &uri, &Method::GET, &headers).unwrap();
         assert!(redirected.drop_credentials);
+    }
+
+    #[test]
+    fn a_redirect_to_another_scheme_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(LOCATION, "ftp://files.example/feed".parse().unwrap());
+        let uri: Uri = "http://example.com/events".parse().unwrap();
+        let followed = follow(StatusCode::FOUND, &uri, &Method::GET, &headers);
+        assert!(followed.is_err());
     }
 }
