@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use crate::config::{ConfigSlot, SseConfig};
 use crate::connection::ConnectionStatus;
-use crate::response::{accepts_event_stream, refuse};
+use crate::response::{accepts_event_stream, settle_slot};
 
 /// A [`Layer`] that applies one [`SseConfig`] to every SSE response made
 /// inside it by a framework adapter, whatever the response body type.
@@ -91,14 +91,15 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let accepts = accepts_event_stream(request.headers());
         let connection = ConnectionStatus::of_request(request.extensions());
-        // Cheap clones (shared bytes); the span is made only for an SSE
-        // response.
-        let request_line = (request.method().clone(), request.uri().clone());
+        // For the span of an SSE response, when spans at its level are
+        // wanted at all.
+        let request_line = tracing::span_enabled!(tracing::Level::INFO)
+            .then(|| (request.method().clone(), request.uri().clone()));
         ApplySseConfigFuture {
             future: self.inner.call(request),
             config: Some(self.config.clone()),
             connection,
-            request_line: Some(request_line),
+            request_line,
             accepts,
         }
     }
@@ -131,10 +132,7 @@ where
         let mut response = ready!(this.future.poll(cx))?;
         if let Some(slot) = response.extensions_mut().remove::<ConfigSlot>() {
             if let Some(config) = this.config.take() {
-                if !*this.accepts && (config.inner().require_accept || slot.requires_accept()) {
-                    refuse(&mut response, &slot);
-                }
-                slot.set(config);
+                settle_slot(&mut response, &slot, config, *this.accepts);
             }
             if let Some(connection) = this.connection.take() {
                 slot.set_connection(connection);

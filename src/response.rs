@@ -61,7 +61,23 @@ pub(crate) fn stream_response<S>(stream: S, explicit: Option<SseConfig>) -> Resp
 /// `406 Not Acceptable`: the body ends at its first poll, with its stream
 /// unpolled and no close reported.
 #[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
-pub(crate) fn refuse<B>(response: &mut Response<B>, slot: &ConfigSlot) {
+/// What an outer config layer does to an SSE response made inside it: a
+/// request that does not accept `text/event-stream` gets an empty `406` when
+/// the layer's policy or the response's own requires it; then the slot gets
+/// the layer's policy (which a response with a policy of its own ignores).
+pub(crate) fn settle_slot<B>(
+    response: &mut Response<B>,
+    slot: &ConfigSlot,
+    config: SseConfig,
+    accepts: bool,
+) {
+    if !accepts && (config.inner().require_accept || slot.requires_accept()) {
+        refuse(response, slot);
+    }
+    slot.set(config);
+}
+
+fn refuse<B>(response: &mut Response<B>, slot: &ConfigSlot) {
     slot.refuse();
     *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
     let headers = response.headers_mut();

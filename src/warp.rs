@@ -132,7 +132,7 @@ use crate::config::{ConfigSlot, SseConfig};
 use crate::error::BoxError;
 use crate::event::IntoEncodedEvent;
 use crate::last_event_id::{LastEventId, LastEventIdHeader};
-use crate::response::{accepts_event_stream, refuse, stream_response};
+use crate::response::{accepts_event_stream, settle_slot, stream_response};
 
 /// A warp reply that streams events as `text/event-stream`.
 ///
@@ -320,18 +320,15 @@ where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    let require_accept = config.inner().require_accept;
     // warp lends no borrowed header map: the map is cloned (its values are
-    // shared `Bytes`), and read only when the policy asks for it.
-    let accepts = warp::header::headers_cloned()
-        .map(move |headers: HeaderMap| !require_accept || accepts_event_stream(&headers));
+    // shared `Bytes`). The layer's policy or a reply's own may require
+    // `text/event-stream`, so it is read for every request.
+    let accepts =
+        warp::header::headers_cloned().map(|headers: HeaderMap| accepts_event_stream(&headers));
     accepts.and(filter).map(move |accepts: bool, reply: R| {
         let mut response = reply.into_response();
         if let Some(slot) = response.extensions_mut().remove::<ConfigSlot>() {
-            if !accepts {
-                refuse(&mut response, &slot);
-            }
-            slot.set(config.clone());
+            settle_slot(&mut response, &slot, config.clone(), accepts);
         }
         response
     })

@@ -205,6 +205,24 @@ async fn require_accept_through_apply_config_answers_406_to_sse_replies_only() {
 }
 
 #[tokio::test]
+async fn a_replys_own_require_accept_is_honoured_inside_apply_config() {
+    let events = warp::path("events")
+        .map(|| SseReply::new(one_then_idle("hi")).config(SseConfig::new().require_accept(true)));
+    let routes = apply_config(events, SseConfig::new());
+    let (addr, _server) = serve(routes, std::future::pending()).await;
+
+    let mut request = client::event_source(addr, "/events", None);
+    request
+        .headers_mut()
+        .insert(http::header::ACCEPT, "application/json".parse().unwrap());
+    let (status, body) = client::fetch(addr, request).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    assert!(body.is_empty());
+    let (_connection, mut events) = open(addr, "/events", None).await;
+    assert_eq!(next_event(&mut events).await.unwrap().data, "hi");
+}
+
+#[tokio::test]
 async fn no_content_tells_the_client_to_stop() {
     let closes = CloseRecorder::new();
     let route = warp::path("events")
