@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use std::sync::OnceLock;
@@ -43,9 +42,8 @@ pub struct Shutdown {
 
 #[derive(Default)]
 struct Inner {
-    triggered: AtomicBool,
-    // When the signal was first triggered: the start of every shutdown grace
-    // period.
+    // When the signal was first triggered (the start of every shutdown grace
+    // period); set means triggered. Reading it is one atomic load.
     triggered_at: OnceLock<Instant>,
     notify: Arc<Notify>,
 }
@@ -59,13 +57,12 @@ impl Shutdown {
     /// Ends every stream that watches this signal, now and from now on.
     pub fn trigger(&self) {
         let _ = self.inner.triggered_at.set(Instant::now());
-        self.inner.triggered.store(true, Ordering::Release);
         self.inner.notify.notify_waiters();
     }
 
     /// Whether [`trigger`](Shutdown::trigger) has been called.
     pub fn is_triggered(&self) -> bool {
-        self.inner.triggered.load(Ordering::Acquire)
+        self.inner.triggered_at.get().is_some()
     }
 
     /// Triggers this signal when `signal` completes: the future it returns
