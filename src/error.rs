@@ -110,35 +110,36 @@ impl EventError {
 
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (field, fault) = match &self.kind {
-            EventErrorKind::InvalidId(fault) => ("id", fault),
-            EventErrorKind::InvalidEventType(fault) => ("type", fault),
-            #[cfg(feature = "json")]
-            EventErrorKind::Json(_) => {
-                return f.write_str("sse event data could not be serialized as JSON");
-            }
-        };
-        match *fault {
-            Fault::Char { at, ch } if field == "id" => write!(
+        // Event types only ever fail on CR or LF; ids on the id rule.
+        match &self.kind {
+            EventErrorKind::InvalidId(Fault::Char { at, ch }) => write!(
                 f,
                 "sse event id has U+{:04X} at byte {at}: an id cannot hold a control character",
-                u32::from(ch)
+                u32::from(*ch)
             ),
-            Fault::Char { at, ch } => write!(
+            EventErrorKind::InvalidId(Fault::Space { at }) => write!(
                 f,
-                "sse event type has U+{:04X} at byte {at}: a type cannot hold CR or LF",
-                u32::from(ch)
-            ),
-            Fault::Space { at } => write!(
-                f,
-                "sse event {field} has a space at byte {at}: an id cannot start or end with one \
+                "sse event id has a space at byte {at}: an id cannot start or end with one \
                  (the Last-Event-ID header would lose it)"
             ),
-            Fault::TooLong { len } => write!(
+            EventErrorKind::InvalidId(Fault::TooLong { len }) => write!(
                 f,
-                "sse event {field} is {len} bytes long: an id is at most {} bytes",
+                "sse event id is {len} bytes long: an id is at most {} bytes",
                 crate::LastEventId::MAX_LEN
             ),
+            EventErrorKind::InvalidEventType(fault) => match *fault {
+                Fault::Char { at, ch } => write!(
+                    f,
+                    "sse event type has U+{:04X} at byte {at}: a type cannot hold CR or LF",
+                    u32::from(ch)
+                ),
+                Fault::Space { at } => write!(f, "sse event type has a space at byte {at}"),
+                Fault::TooLong { len } => write!(f, "sse event type is {len} bytes long"),
+            },
+            #[cfg(feature = "json")]
+            EventErrorKind::Json(_) => {
+                f.write_str("sse event data could not be serialized as JSON")
+            }
         }
     }
 }

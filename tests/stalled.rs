@@ -399,8 +399,10 @@ mod axum_serve {
 
         assert_eq!(closes.wait_for(1).await, [CloseReason::WriteTimeout]);
         read_until_closed(&mut stalled).await;
-        // The reading client is still served.
+        // The reading client is still served, write timeouts later.
+        tokio::time::sleep(3 * WRITE_TIMEOUT).await;
         assert_eq!(closes.reasons(), [CloseReason::WriteTimeout]);
+        drop(events);
     }
 }
 
