@@ -3,12 +3,12 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
+use http_body::Body;
+use http_body_util::BodyExt;
 use tower_service::Service;
 
 use crate::BoxError;
@@ -60,46 +60,17 @@ where
         let future = self.service.call(request.map(B::from));
         Box::pin(async move {
             let response = future.await.map_err(Into::into)?;
-            Ok(response.map(|body| Box::pin(BytesBody { body }) as ResponseBody))
+            // The data as `Bytes` (no copy when it is already), the error
+            // boxed.
+            Ok(response.map(|body| {
+                let body = body
+                    .map_frame(|frame| {
+                        frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))
+                    })
+                    .map_err(Into::into);
+                Box::pin(body) as ResponseBody
+            }))
         })
-    }
-}
-
-pin_project! {
-    /// A body whose data is turned into `Bytes` (without a copy when it is
-    /// `Bytes` already) and whose error is boxed.
-    struct BytesBody<B> {
-        #[pin]
-        body: B,
-    }
-}
-
-impl<B> Body for BytesBody<B>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let frame = ready!(self.project().body.poll_frame(cx));
-        Poll::Ready(frame.map(|frame| {
-            frame
-                .map(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
-                .map_err(Into::into)
-        }))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
