@@ -4,11 +4,12 @@ use std::fmt;
 
 use crate::error::EventError;
 
-/// An event that the hub refused: it could not be encoded, or it already had
-/// an id.
+/// An event that the hub refused: it could not be encoded, it already had
+/// an id, or (for a hub on Redis) Redis could not be reached in time.
 ///
 /// Returned by [`Hub::publish`](super::Hub::publish) and
-/// [`Hub::send_to`](super::Hub::send_to); a refused event reaches no one.
+/// [`Hub::send_to`](super::Hub::send_to), and by `RedisHub`'s; a refused
+/// event reaches no one.
 #[derive(Debug, Clone)]
 pub struct HubError {
     kind: Kind,
@@ -18,6 +19,8 @@ pub struct HubError {
 enum Kind {
     Event(EventError),
     IdSet,
+    #[cfg(feature = "redis")]
+    Unavailable(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl HubError {
@@ -31,6 +34,24 @@ impl HubError {
         Self { kind: Kind::IdSet }
     }
 
+    #[cfg(feature = "redis")]
+    pub(crate) fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            kind: Kind::Unavailable(std::sync::Arc::new(error)),
+        }
+    }
+
+    /// Redis could not be reached, or did not answer in time: the event was
+    /// not published (or, when the answer was lost, may have been; its id is
+    /// unknown). Try again later. Only a `RedisHub` returns it.
+    pub fn is_unavailable(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if let Kind::Unavailable(_) = self.kind {
+            return true;
+        }
+        false
+    }
+
     /// The event already had an id. The hub assigns every id itself, so that
     /// a client's `Last-Event-ID` always names a position it can resume from.
     pub fn is_id_set(&self) -> bool {
@@ -41,7 +62,7 @@ impl HubError {
     pub fn event_error(&self) -> Option<&EventError> {
         match &self.kind {
             Kind::Event(error) => Some(error),
-            Kind::IdSet => None,
+            _ => None,
         }
     }
 }
@@ -51,6 +72,8 @@ impl fmt::Display for HubError {
         match &self.kind {
             Kind::Event(_) => f.write_str("sse hub event could not be encoded"),
             Kind::IdSet => f.write_str("sse hub event already has an id; the hub assigns ids"),
+            #[cfg(feature = "redis")]
+            Kind::Unavailable(_) => f.write_str("sse hub could not reach Redis in time"),
         }
     }
 }
@@ -60,6 +83,8 @@ impl std::error::Error for HubError {
         match &self.kind {
             Kind::Event(error) => Some(error),
             Kind::IdSet => None,
+            #[cfg(feature = "redis")]
+            Kind::Unavailable(error) => Some(&**error),
         }
     }
 }

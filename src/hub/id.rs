@@ -37,6 +37,23 @@ impl Epoch {
         let created = CREATED.fetch_add(1, Ordering::Relaxed);
         Self(RandomState::new().hash_one((created, SystemTime::now())) & EPOCH_MASK)
     }
+
+    /// The epoch as an id writes it: twelve lowercase hex digits.
+    #[cfg(feature = "redis")]
+    pub(crate) fn to_hex(self) -> String {
+        format!("{:012x}", self.0)
+    }
+
+    /// Reads twelve lowercase hex digits, as [`to_hex`](Self::to_hex) writes.
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_hex(text: &[u8]) -> Option<Self> {
+        let is_lower_hex = |byte: &u8| matches!(byte, b'0'..=b'9' | b'a'..=b'f');
+        if text.len() != EPOCH_DIGITS || !text.iter().all(is_lower_hex) {
+            return None;
+        }
+        let text = std::str::from_utf8(text).ok()?;
+        u64::from_str_radix(text, 16).ok().map(Self)
+    }
 }
 
 /// The id of an event published through a [`Hub`](super::Hub), as the client
@@ -161,6 +178,16 @@ impl Unnumbered {
         buf.put_bytes(0, MAX_ID_LINE);
         event.encode_into(&mut buf)?;
         Ok(Self { buf })
+    }
+
+    /// An event that was encoded without an id elsewhere (by the node that
+    /// published it through Redis): its bytes, with room for the id line.
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_encoded(encoded: &[u8]) -> Self {
+        let mut buf = BytesMut::with_capacity(MAX_ID_LINE + encoded.len());
+        buf.put_bytes(0, MAX_ID_LINE);
+        buf.extend_from_slice(encoded);
+        Self { buf }
     }
 
     /// The encoded event, led by the `id:` line of `id`.

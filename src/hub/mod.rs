@@ -93,6 +93,8 @@ mod error;
 mod id;
 mod log;
 mod metrics;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 mod subscription;
 
@@ -106,11 +108,14 @@ pub use config::{HubConfig, LagPolicy};
 pub use error::{HubError, InvalidEventId};
 pub use id::EventId;
 pub use metrics::HubMetrics;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisHub, RedisHubBuilder, RedisHubMetrics};
 pub use subscription::Subscription;
 
 use id::{Epoch, Unnumbered};
 use log::Kind;
-use registry::{AfterUnlock, Registry, Resume};
+use registry::{AfterUnlock, Registry, Resume, Resync};
 
 /// The event type of the signal that events are missing and the client
 /// should reload its state: `tower-sse-resync`. See the
@@ -223,6 +228,68 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(config: HubConfig, epoch: Epoch) -> Self {
+        let lag_hint = config
+            .lag_retry
+            .and_then(|retry| Event::new().retry(retry).encode().ok());
+        Self {
+            registry: Mutex::new(Registry::default()),
+            committed: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            lag_disconnects: AtomicU64::new(0),
+            lag_dropped: AtomicU64::new(0),
+            config,
+            epoch,
+            lag_hint,
+        }
+    }
+
+    /// Where a subscription with this `Last-Event-ID` starts.
+    fn resume(&self, last_event_id: Option<&str>) -> Resume {
+        match last_event_id {
+            None | Some("") => Resume::Live,
+            Some(id) => match id.parse::<EventId>().ok() {
+                Some(id) if id.epoch() == self.epoch => Resume::After(id.seq()),
+                _ => Resume::Unknown,
+            },
+        }
+    }
+
+    /// The resync signal, carrying the id of `position` to resume from.
+    fn resync_signal(&self, resync: Resync, position: u64) -> Option<EncodedEvent> {
+        Event::new()
+            .id(EventId::new(self.epoch, position))
+            .event(RESYNC_EVENT)
+            .data(resync.as_str())
+            .encode()
+            .ok()
+    }
+
+    fn metrics(&self) -> HubMetrics {
+        let mut after = AfterUnlock::default();
+        let snapshot = {
+            let mut registry = self.lock();
+            registry.forget_expired(&self.config, &mut after);
+            registry.metrics()
+        };
+        after.run();
+        HubMetrics {
+            subscribers: snapshot.subscribers,
+            clients: snapshot.clients,
+            topics: snapshot.topics,
+            user_feeds: snapshot.user_feeds,
+            retained_events: snapshot.retained_events,
+            retained_bytes: snapshot.retained_bytes,
+            published: snapshot.published,
+            sent: snapshot.sent,
+            delivered: self.delivered.load(Ordering::Relaxed),
+            lag_disconnects: self.lag_disconnects.load(Ordering::Relaxed),
+            lag_dropped: self.lag_dropped.load(Ordering::Relaxed),
+            replay_hits: snapshot.replay_hits,
+            replay_misses: snapshot.replay_misses,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // Nothing panics while holding the lock; should something, the
         // registry is still consistent enough to serve.
@@ -244,22 +311,9 @@ impl Hub {
 
     /// A hub with the given policy.
     pub fn with_config(config: HubConfig) -> Self {
-        let lag_hint = config
-            .lag_retry
-            .and_then(|retry| Event::new().retry(retry).encode().ok());
-        let shared = Shared {
-            registry: Mutex::new(Registry::default()),
-            committed: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            lag_disconnects: AtomicU64::new(0),
-            lag_dropped: AtomicU64::new(0),
-            config,
-            epoch: Epoch::random(),
-            lag_hint,
-        };
         Self {
             handle: Arc::new(Handle {
-                shared: Arc::new(shared),
+                shared: Arc::new(Shared::new(config, Epoch::random())),
             }),
         }
     }
@@ -380,16 +434,8 @@ impl Hub {
     {
         let shared = self.shared();
         let topics: Vec<I::Item> = topics.into_iter().collect();
-        let mut names: Vec<&str> = topics.iter().map(AsRef::as_ref).collect();
-        names.sort_unstable();
-        names.dedup();
-        let resume = match last_event_id {
-            None | Some("") => Resume::Live,
-            Some(id) => match id.parse::<EventId>().ok() {
-                Some(id) if id.epoch() == shared.epoch => Resume::After(id.seq()),
-                _ => Resume::Unknown,
-            },
-        };
+        let names = sorted_names(&topics);
+        let resume = shared.resume(last_event_id);
 
         let mut after = AfterUnlock::default();
         let subscribed = shared
@@ -397,14 +443,9 @@ impl Hub {
             .subscribe(&names, user, resume, &shared.config, &mut after);
         after.run();
 
-        let signal = subscribed.resync.and_then(|resync| {
-            Event::new()
-                .id(EventId::new(shared.epoch, subscribed.position))
-                .event(RESYNC_EVENT)
-                .data(resync.as_str())
-                .encode()
-                .ok()
-        });
+        let signal = subscribed
+            .resync
+            .and_then(|resync| shared.resync_signal(resync, subscribed.position));
         tracing::debug!(
             topics = names.len(),
             user,
@@ -428,35 +469,21 @@ impl Hub {
     /// feeds whose events have all expired are forgotten first, so the
     /// snapshot counts only what the hub still holds.
     pub fn metrics(&self) -> HubMetrics {
-        let shared = self.shared();
-        let mut after = AfterUnlock::default();
-        let snapshot = {
-            let mut registry = shared.lock();
-            registry.forget_expired(&shared.config, &mut after);
-            registry.metrics()
-        };
-        after.run();
-        HubMetrics {
-            subscribers: snapshot.subscribers,
-            clients: snapshot.clients,
-            topics: snapshot.topics,
-            user_feeds: snapshot.user_feeds,
-            retained_events: snapshot.retained_events,
-            retained_bytes: snapshot.retained_bytes,
-            published: snapshot.published,
-            sent: snapshot.sent,
-            delivered: shared.delivered.load(Ordering::Relaxed),
-            lag_disconnects: shared.lag_disconnects.load(Ordering::Relaxed),
-            lag_dropped: shared.lag_dropped.load(Ordering::Relaxed),
-            replay_hits: snapshot.replay_hits,
-            replay_misses: snapshot.replay_misses,
-        }
+        self.shared().metrics()
     }
 
     /// The hub's policy.
     pub fn config(&self) -> &HubConfig {
         &self.shared().config
     }
+}
+
+/// The topic names of a subscription, sorted, without duplicates.
+fn sorted_names<T: AsRef<str>>(topics: &[T]) -> Vec<&str> {
+    let mut names: Vec<&str> = topics.iter().map(AsRef::as_ref).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// Refuses an event that cannot be encoded or already has an id, before

@@ -18,6 +18,8 @@ use tokio::time::Instant;
 use super::config::{HubConfig, Window};
 use super::id::{Epoch, EventId, Unnumbered};
 use super::log::{Cursor, Forgettable, Kind, Log, Retention, Woken, wake};
+#[cfg(feature = "redis")]
+use crate::event::EncodedEvent;
 
 /// Where a new subscription starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +141,11 @@ pub(crate) struct Registry {
     unclocked_sweeps: u8,
     retention: Retention,
     counters: Counters,
+    /// Set for a hub whose events come from Redis: its logs only cache what
+    /// its subscribers read (the history is in Redis), so a log is forgotten
+    /// as soon as no one reads it, and each forgotten log is reported here.
+    #[cfg(feature = "redis")]
+    pub(crate) cache: Option<tokio::sync::mpsc::UnboundedSender<(Kind, Arc<str>)>>,
 }
 
 impl Default for Registry {
@@ -155,6 +162,8 @@ impl Default for Registry {
             unclocked_sweeps: 0,
             retention: Retention::default(),
             counters: Counters::default(),
+            #[cfg(feature = "redis")]
+            cache: None,
         }
     }
 }
@@ -230,6 +239,74 @@ impl Registry {
         }
         self.sweep(now, config, SWEEP_BUDGET, after);
         id
+    }
+
+    /// Appends an event that Redis numbered `seq` to the log of `name`, if
+    /// this hub holds one (someone here reads it); positions come in order.
+    #[cfg(feature = "redis")]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append_at(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        seq: u64,
+        event: EncodedEvent,
+        config: &HubConfig,
+        committed: &AtomicU64,
+        after: &mut AfterUnlock,
+    ) -> bool {
+        let map = match kind {
+            Kind::Topic => &self.topics,
+            Kind::User => &self.users,
+        };
+        let Some(log) = map.get(name) else {
+            return false;
+        };
+        self.last_seq = self.last_seq.max(seq);
+        let window = window(config, kind);
+        let now = window.max_age.map(|_| Instant::now());
+        after.wake(log.append(seq, event, now, window, committed, &mut self.retention));
+        match kind {
+            Kind::Topic => self.counters.published += 1,
+            Kind::User => self.counters.sent += 1,
+        }
+        true
+    }
+
+    /// Counts a resume that a hub on Redis honoured (`true`) or answered
+    /// with the resync signal.
+    #[cfg(feature = "redis")]
+    pub(crate) fn count_resume(&mut self, honoured: bool) {
+        if honoured {
+            self.counters.replay_hits += 1;
+        } else {
+            self.counters.replay_misses += 1;
+        }
+    }
+
+    /// Whether the hub holds a log for `name`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn holds(&self, kind: Kind, name: &str) -> bool {
+        match kind {
+            Kind::Topic => self.topics.contains_key(name),
+            Kind::User => self.users.contains_key(name),
+        }
+    }
+
+    /// Removes the log of `name` and ends it: its readers get what it holds,
+    /// then the end of their streams (events are missing that Redis no
+    /// longer has; they reconnect and are told).
+    #[cfg(feature = "redis")]
+    pub(crate) fn end_log(&mut self, kind: Kind, name: &str, after: &mut AfterUnlock) {
+        let map = match kind {
+            Kind::Topic => &mut self.topics,
+            Kind::User => &mut self.users,
+        };
+        if let Some(log) = map.remove(name) {
+            log.discard(&mut self.retention);
+            after.wake(log.close());
+            after.forgotten.push(log);
+        }
     }
 
     /// Registers a subscription to `topics` (sorted, without duplicates) and
@@ -310,6 +387,11 @@ impl Registry {
             }
             if log.kind == Kind::User {
                 self.clients -= 1;
+            }
+            #[cfg(feature = "redis")]
+            if self.cache.is_some() {
+                self.forget(log, after);
+                continue;
             }
             now = now.or_else(|| now_for(config, log.kind));
             self.consider_idle(log, now, config, after);
@@ -399,7 +481,16 @@ impl Registry {
             Kind::Topic => &mut self.topics,
             Kind::User => &mut self.users,
         };
-        if let Some(removed) = map.remove(&log.name) {
+        // Only this very log: one of the same name may have replaced it.
+        let current = map
+            .get(&log.name)
+            .is_some_and(|held| Arc::ptr_eq(held, log));
+        if let Some(removed) = current.then(|| map.remove(&log.name)).flatten() {
+            #[cfg(feature = "redis")]
+            if let Some(cache) = &self.cache {
+                // The follower is gone only when the hub is.
+                let _ = cache.send((log.kind, Arc::clone(&log.name)));
+            }
             after.forgotten.push(removed);
         }
         // Give back the tables' memory once most of it is unused.

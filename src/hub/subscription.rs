@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+#[cfg(feature = "redis")]
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -50,6 +52,23 @@ pub struct Subscription {
     phase: Phase,
     /// Still counted by the hub: not cut off for lag, not dropped.
     registered: bool,
+    /// Events at or before this position are not taken from the logs: they
+    /// were replayed already, or came before the subscription's start.
+    skip_through: u64,
+    /// How the subscription starts, when that is still being found out
+    /// (a hub on Redis asks Redis).
+    #[cfg(feature = "redis")]
+    start: Option<tokio::sync::oneshot::Receiver<Option<Start>>>,
+}
+
+/// How a subscription starts, found out after it was made: the events to
+/// yield first (the resync signal or replayed events), and the position
+/// through which its logs' events are not taken.
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+pub(crate) struct Start {
+    pub(crate) first: Vec<EncodedEvent>,
+    pub(crate) skip_through: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +92,46 @@ impl Subscription {
             merge: Vec::new(),
             phase: Phase::Live,
             registered: true,
+            skip_through: 0,
+            #[cfg(feature = "redis")]
+            start: None,
+        }
+    }
+
+    /// A subscription that takes no event at or before `skip_through`, and
+    /// first waits for `start` (`None` there: it could not start, and ends).
+    #[cfg(feature = "redis")]
+    pub(super) fn starting(
+        shared: Arc<Shared>,
+        cursors: Vec<Cursor>,
+        skip_through: u64,
+        start: Option<tokio::sync::oneshot::Receiver<Option<Start>>>,
+    ) -> Self {
+        let mut subscription = Self::new(shared, cursors, None);
+        subscription.skip_through = skip_through;
+        subscription.start = start;
+        subscription
+    }
+
+    /// Waits for the subscription's start; `Ready(false)` when it could not
+    /// start.
+    #[cfg(feature = "redis")]
+    fn poll_start(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let Some(start) = &mut self.start else {
+            return Poll::Ready(true);
+        };
+        let started = std::task::ready!(Pin::new(start).poll(cx));
+        self.start = None;
+        match started.ok().flatten() {
+            Some(Start {
+                first,
+                skip_through,
+            }) => {
+                self.ready.extend(first);
+                self.skip_through = self.skip_through.max(skip_through);
+                Poll::Ready(true)
+            }
+            None => Poll::Ready(false),
         }
     }
 
@@ -89,16 +148,30 @@ impl Subscription {
         let config = &self.shared.config;
         let (max_lag, policy) = (config.max_lag, config.lag_policy);
         let mut skipped = 0;
+        let skip_through = self.skip_through;
         if let [cursor] = &mut *self.cursors {
             let ready = &mut self.ready;
-            match cursor.read(cx, u64::MAX, BATCH, max_lag, policy, |_, event| {
-                ready.push_back(event.clone());
-            }) {
-                Read::Took {
-                    skipped: dropped, ..
-                } => skipped = dropped,
-                Read::Lagged => return self.lagged(),
-                Read::Closed => return self.end(),
+            loop {
+                match cursor.read(cx, u64::MAX, BATCH, max_lag, policy, |seq, event| {
+                    if seq > skip_through {
+                        ready.push_back(event.clone());
+                    }
+                }) {
+                    // Events before the start may all have been passed over:
+                    // read on until one is taken or the waker is in place.
+                    Read::Took {
+                        skipped: dropped,
+                        parked,
+                        ..
+                    } => {
+                        skipped += dropped;
+                        if parked || skipped > 0 || !ready.is_empty() {
+                            break;
+                        }
+                    }
+                    Read::Lagged => return self.lagged(),
+                    Read::Closed => return self.end(),
+                }
             }
         } else {
             loop {
@@ -109,7 +182,9 @@ impl Subscription {
                 let (mut parked, mut closed) = (true, false);
                 for cursor in &mut *self.cursors {
                     match cursor.read(cx, through, usize::MAX, max_lag, policy, |seq, event| {
-                        merge.push((seq, event.clone()));
+                        if seq > skip_through {
+                            merge.push((seq, event.clone()));
+                        }
                     }) {
                         Read::Took {
                             skipped: dropped,
@@ -207,6 +282,19 @@ impl Stream for Subscription {
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        #[cfg(feature = "redis")]
+        if this.start.is_some() {
+            match this.poll_start(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => {
+                    tracing::warn!("sse hub subscription could not start: Redis did not answer");
+                    this.unregister();
+                    this.phase = Phase::Done;
+                    return Poll::Ready(None);
+                }
+            }
+        }
         if let Some(event) = this.ready.pop_front() {
             return Poll::Ready(Some(Ok(event)));
         }
