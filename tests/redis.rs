@@ -7,6 +7,7 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+mod support;
 
 use std::time::Duration;
 
@@ -362,7 +363,7 @@ async fn chaos_run(server: &mut RedisServer, seed: u64) {
             let nodes = std::sync::Arc::clone(&nodes);
             let progress = std::sync::Arc::clone(&progress);
             tokio::spawn(async move {
-                let mut rng = Rng(seed ^ (at as u64 + 1) * 0x9e37_79b9);
+                let mut rng = Rng(seed ^ ((at as u64 + 1) * 0x9e37_79b9));
                 let (mut published, mut failed) = (Vec::new(), Vec::new());
                 for n in 0..PER_PUBLISHER {
                     let topic = TOPICS[rng.below(2) as usize];
@@ -394,7 +395,7 @@ async fn chaos_run(server: &mut RedisServer, seed: u64) {
             let nodes = std::sync::Arc::clone(&nodes);
             let start = start.clone();
             tokio::spawn(async move {
-                let mut rng = Rng(seed ^ (client as u64 + 7) * 0x85eb_ca6b);
+                let mut rng = Rng(seed ^ ((client as u64 + 7) * 0x85eb_ca6b));
                 let topics: &[&str] = if client % 2 == 0 {
                     &TOPICS
                 } else {
@@ -490,4 +491,90 @@ async fn chaos_run(server: &mut RedisServer, seed: u64) {
             }
         }
     }
+}
+
+#[cfg(feature = "axum")]
+/// Serves `GET /events` (topic `feed`, resuming after `Last-Event-ID`) from
+/// an axum server on a fresh `127.0.0.1` port: one node.
+async fn serve_axum(hub: RedisHub) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::Router;
+    use axum::extract::State;
+    use axum::routing::get;
+    use tower_sse::LastEventIdHeader;
+    use tower_sse::axum::SseResponse;
+
+    async fn events(
+        State(hub): State<RedisHub>,
+        last_event_id: LastEventIdHeader,
+    ) -> SseResponse<Subscription> {
+        SseResponse::new(hub.subscribe(["feed"], last_event_id.for_resume()))
+    }
+
+    let router = Router::new().route("/events", get(events)).with_state(hub);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (addr, server)
+}
+
+#[cfg(feature = "axum")]
+/// The next event over HTTP, as (id, data); the stream must be open.
+async fn next_over_http(
+    events: &mut tower_sse::decode::DecodeStream<hyper::body::Incoming>,
+) -> (String, String) {
+    let event = tokio::time::timeout(Duration::from_secs(10), support::next_event(events))
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream is open");
+    (event.last_event_id, event.data)
+}
+
+/// Two axum servers on one Redis, over real HTTP: a client reads from the
+/// first, its connection drops, and it resumes on the second with the
+/// `Last-Event-ID` it saw, getting exactly what it missed, then live events.
+#[cfg(feature = "axum")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_axum_servers_one_redis_resume_over_http() {
+    use support::client::open_events as open;
+
+    let Some(server) = RedisServer::start(Persistence::None) else {
+        return;
+    };
+    let (a, b) = (node(&server).await, node(&server).await);
+    let (addr_a, server_a) = serve_axum(a.clone()).await;
+    let (addr_b, server_b) = serve_axum(b.clone()).await;
+    let (connection_a, mut on_a) = open(addr_a, "/events", None).await;
+    // Live from the moment it is followed: publish until one arrives.
+    let first = loop {
+        publish(&b, "feed", "hello").await;
+        if let Ok(event) =
+            tokio::time::timeout(Duration::from_millis(200), next_over_http(&mut on_a)).await
+        {
+            break event;
+        }
+    };
+    let seen = publish(&b, "feed", "seen").await;
+    while next_over_http(&mut on_a).await.0 != seen {}
+    drop((on_a, connection_a));
+    let missed = [
+        publish(&a, "feed", "m1").await,
+        publish(&b, "feed", "m2").await,
+    ];
+
+    let (_connection_b, mut on_b) = open(addr_b, "/events", Some(&seen)).await;
+    assert_eq!(
+        next_over_http(&mut on_b).await,
+        (missed[0].clone(), "m1".to_owned())
+    );
+    assert_eq!(
+        next_over_http(&mut on_b).await,
+        (missed[1].clone(), "m2".to_owned())
+    );
+    let live = publish(&a, "feed", "live").await;
+    assert_eq!(next_over_http(&mut on_b).await, (live, "live".to_owned()));
+    assert_ne!(first.0, seen);
+    server_a.abort();
+    server_b.abort();
 }
