@@ -4,50 +4,6 @@
 //! that every server process (node) behind a load balancer serves the same
 //! feed, and a client resumes with its `Last-Event-ID` on whichever node its
 //! reconnect lands.
-//!
-//! # How it works
-//!
-//! - **Publishing is one script** in Redis: it numbers the event from one
-//!   counter (`INCR`), appends it to the log's stream (`XADD`), trims the
-//!   log's window by count, bytes and age (`XTRIM`), and publishes it on the
-//!   log's channel (`PUBLISH`). The event is encoded once, by the publisher.
-//! - **Ids are positions in Redis**: `{epoch}-{position}`, as for the
-//!   in-process hub. The epoch is kept in Redis beside the counter; when
-//!   Redis loses its data, a new epoch is made, so that an id from lost
-//!   history gets the resync signal rather than a silent gap.
-//! - **Each node follows each topic and user feed its clients read once**
-//!   (one `SUBSCRIBE` on one pub/sub connection, whatever the number of
-//!   clients), and appends what arrives to a local log that its clients
-//!   read, as in the in-process hub: one copy per event per node.
-//! - **Resuming reads Redis**: a subscription with a `Last-Event-ID` reads
-//!   its logs' streams after that id in one script (`XRANGE`), merges them
-//!   by position, then goes on live with no gap and no duplicate.
-//! - **When Redis is away**, publishing returns an error
-//!   ([`HubError::is_unavailable`]); open streams stay open (their
-//!   keep-alives go on) and a new subscription that needs Redis ends at
-//!   once, so that its client retries. The node reconnects with backoff and
-//!   reads what it missed from the streams, after the last position it
-//!   delivered. Should Redis come back without the history (a restart
-//!   without persistence, a flush, a restore of an older snapshot), open
-//!   streams end and their clients get the resync signal on reconnecting.
-//!
-//! Every Redis call has a timeout ([`RedisHubBuilder::timeout`]). Redis
-//! Cluster is not supported: the keys of a publish live in different slots.
-//!
-//! # Example
-//!
-//! ```no_run
-//! use tower_sse::Event;
-//! use tower_sse::hub::RedisHub;
-//!
-//! # async fn run() -> Result<(), tower_sse::hub::HubError> {
-//! let hub = RedisHub::connect("redis://127.0.0.1:6379/").await?;
-//! let id = hub.publish("prices", Event::new().data("101.5")).await?;
-//! // On any node: `hub.subscribe(["prices"], Some(&id.to_string()))`.
-//! # drop(id);
-//! # Ok(())
-//! # }
-//! ```
 
 mod connection;
 mod node;
@@ -79,7 +35,53 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// the id comes from Redis, and it fails with
 /// [`HubError::is_unavailable`] when Redis cannot be reached. Subscribing
 /// is the same call and returns the same [`Subscription`], so handlers do
-/// not change. See the [module docs](self).
+/// not change.
+///
+/// # How it works
+///
+/// - **Publishing is one script** in Redis: it numbers the event from one
+///   counter (`INCR`), appends it to the log's stream (`XADD`), trims the
+///   log's window by count, bytes and age (`XTRIM`), and publishes it on the
+///   log's channel (`PUBLISH`). The event is encoded once, by the publisher.
+/// - **Ids are positions in Redis**: `{epoch}-{position}`, as for the
+///   in-process hub. The epoch is kept in Redis beside the counter; when
+///   Redis loses its data, a new epoch is made, so that an id from lost
+///   history gets the resync signal rather than a silent gap.
+/// - **Each node follows each topic and user feed its clients read once**
+///   (one `SUBSCRIBE` on one pub/sub connection, whatever the number of
+///   clients), and appends what arrives to a local log that its clients
+///   read, as in the in-process hub: one copy per event per node.
+/// - **Resuming reads Redis**: a subscription with a `Last-Event-ID` reads
+///   its logs' streams after that id in one script (`XRANGE`), merges them
+///   by position, then goes on live with no gap and no duplicate.
+/// - **When Redis is away**, publishing returns an error
+///   ([`HubError::is_unavailable`]); open streams stay open (their
+///   keep-alives go on) and a new subscription that needs Redis ends at
+///   once, so that its client retries. The node reconnects with backoff and
+///   reads what it missed from the streams, after the last position it
+///   delivered. Should Redis come back without the history (a restart
+///   without persistence, a flush, a restore of an older snapshot), open
+///   streams end and their clients get the resync signal on reconnecting.
+///
+/// Every Redis call has a timeout ([`RedisHubBuilder::timeout`]). Redis
+/// Cluster is not supported: the keys of a publish live in different slots.
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_sse::Event;
+/// use tower_sse::hub::RedisHub;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_sse::hub::HubError> {
+/// let hub = RedisHub::connect("redis://127.0.0.1:6379/").await?;
+/// let id = hub.publish("prices", Event::new().data("101.5")).await?;
+/// // A client that saw `id` resumes after it, on any node:
+/// let resumed = hub.subscribe(["prices"], Some(&id.to_string()));
+/// # drop(resumed);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// Cloning is cheap and every clone is the same node. When the last clone
 /// is dropped, the node stops following Redis and every subscription's
@@ -110,7 +112,8 @@ impl Drop for Handle {
 /// use std::time::Duration;
 /// use tower_sse::hub::{HubConfig, RedisHub};
 ///
-/// # async fn run() -> Result<(), tower_sse::hub::HubError> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_sse::hub::HubError> {
 /// let hub = RedisHub::builder("redis://127.0.0.1:6379/")
 ///     .config(HubConfig::new().replay_max_events(10_000))
 ///     .prefix("my-app:sse")

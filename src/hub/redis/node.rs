@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -78,7 +78,7 @@ impl Channel {
     /// The name's bucket, the same on every node: FNV-1a of kind and name.
     fn bucket(&self) -> u64 {
         let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-        self.letter().hash(&mut hasher);
+        hasher.write(&[self.letter() as u8]);
         hasher.write(self.name.as_bytes());
         hasher.finish() % BUCKETS
     }
@@ -870,4 +870,62 @@ async fn timed<T>(
         .await
         .map_err(|_| HubError::unavailable(super::connection::TimedOut))?
         .map_err(HubError::unavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_round_trip_and_others_are_not_ours() {
+        let keys = Keys::new("app".to_owned());
+        for channel in [
+            Channel::new(Kind::Topic, Arc::from("news")),
+            Channel::new(Kind::User, Arc::from("ada:lovelace")),
+            Channel::new(Kind::Topic, Arc::from("")),
+        ] {
+            assert_eq!(keys.parse_channel(&keys.channel(&channel)), Some(channel));
+        }
+        for other in [
+            "app:c:x:news",
+            "app:s:t:news",
+            "other:c:t:news",
+            "app:c:t",
+            "app",
+        ] {
+            assert_eq!(keys.parse_channel(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn messages_parse_and_malformed_ones_are_refused() {
+        let (epoch, seq, event) = parse_message(b"00000000002a:17:data: a:b\n\n").unwrap();
+        assert_eq!(
+            (epoch, seq, event),
+            (
+                Epoch::from_hex(b"00000000002a").unwrap(),
+                17,
+                &b"data: a:b\n\n"[..]
+            )
+        );
+        for bad in [
+            &b""[..],
+            b"00000000002a",
+            b"00000000002a:",
+            b"00000000002a:17",
+            b"00000000002A:17:x",
+            b"00000000002a:x:y",
+            b"0000000002a:17:x",
+            b"00000000002a:-1:x",
+        ] {
+            assert!(parse_message(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn buckets_are_the_same_on_every_node() {
+        // FNV-1a of `uada`, modulo 4096: fixed, whatever the process or
+        // the machine.
+        assert_eq!(Channel::new(Kind::User, Arc::from("ada")).bucket(), 1868);
+    }
 }
