@@ -76,6 +76,8 @@
 //!   warp 0.4.
 //! - `client`: `tower_sse::client`, a reconnecting `EventSource` over any
 //!   tower HTTP service.
+//! - `redis`: `tower_sse::hub::RedisHub`, the hub across many server
+//!   processes on Redis Streams and pub/sub (implies `hub`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
