@@ -578,3 +578,132 @@ async fn two_axum_servers_one_redis_resume_over_http() {
     server_a.abort();
     server_b.abort();
 }
+
+/// A node that stops ends its streams; its clients resume on another node,
+/// and a node started afresh serves resumes from Redis alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_node_dies_its_clients_resume_elsewhere() {
+    let Some(server) = RedisServer::start(Persistence::None) else {
+        return;
+    };
+    let (a, b) = (node(&server).await, node(&server).await);
+    let mut on_a = a.subscribe(["t"], None);
+    started(&a, &mut on_a, "t").await;
+    let seen = publish(&b, "t", "seen").await;
+    assert_eq!(next(&mut on_a).await.unwrap().0, seen);
+
+    drop(a);
+    assert_eq!(next(&mut on_a).await, None, "the stream ends with its node");
+    let missed = publish(&b, "t", "missed").await;
+    let mut on_b = b.subscribe(["t"], Some(&seen));
+    assert_eq!(next(&mut on_b).await.unwrap().0, missed);
+
+    // A new node, which never followed `t`, replays from Redis.
+    let restarted = node(&server).await;
+    let mut again = restarted.subscribe(["t"], Some(&seen));
+    assert_eq!(next(&mut again).await.unwrap().0, missed);
+    let live = publish(&b, "t", "live").await;
+    assert_eq!(next(&mut again).await.unwrap().0, live);
+    assert_eq!(next(&mut on_b).await.unwrap().0, live);
+}
+
+/// Subscriptions dropped: the node forgets the logs and unsubscribes their
+/// channels; user feeds expire in Redis (keys and all), and a late resume
+/// into an expired feed is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_logs_are_given_back_on_the_node_and_in_redis() {
+    let Some(server) = RedisServer::start(Persistence::None) else {
+        return;
+    };
+    let config = HubConfig::new().user_replay_max_age(Duration::from_millis(300));
+    let hub = RedisHub::builder(&server.url())
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    let mut user = hub.subscribe_client("ada", ["news"], None);
+    started(&hub, &mut user, "news").await;
+    let sent = hub
+        .send_to("ada", Event::new().data("one"))
+        .await
+        .unwrap()
+        .to_string();
+    assert_eq!(next(&mut user).await.unwrap().0, sent);
+    assert_eq!(hub.metrics().followed, 2);
+    assert_eq!(server.command(&["EXISTS", "tower-sse:s:u:ada"]), ":1");
+    drop(user);
+
+    let given_back = async {
+        while hub.metrics().followed != 0
+            || server.command(&["PUBSUB", "NUMSUB", "tower-sse:c:t:news"]) != "*2"
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), given_back)
+        .await
+        .expect("channels given back");
+    let metrics = hub.metrics();
+    assert_eq!((metrics.hub.topics, metrics.hub.user_feeds), (0, 0));
+
+    // Sent while away, then expired in Redis: the keys are gone.
+    let early = hub.send_to("ada", Event::new().data("two")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        server.command(&["EXISTS", "tower-sse:s:u:ada", "tower-sse:m:u:ada"]),
+        ":0"
+    );
+    let mut late = hub.subscribe_user("ada", Some(&sent));
+    let (id, kind, data) = next(&mut late).await.unwrap();
+    assert_eq!((kind.as_str(), data.as_str()), (RESYNC_EVENT, "expired"));
+    assert!(position(&id) >= early.seq());
+    // A resume from after the expired event is honoured: nothing missed.
+    let mut current = hub.subscribe_user("ada", Some(&early.to_string()));
+    let after = hub
+        .send_to("ada", Event::new().data("three"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut current).await.unwrap().0, after.to_string());
+}
+
+/// A subscriber that falls too far behind is cut off, as on the in-process
+/// hub, and resumes from Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_subscriber_is_cut_off_and_resumes() {
+    let Some(server) = RedisServer::start(Persistence::None) else {
+        return;
+    };
+    let hub = RedisHub::builder(&server.url())
+        .config(HubConfig::new().max_lag(4))
+        .connect()
+        .await
+        .unwrap();
+    let mut slow = hub.subscribe(["t"], None);
+    started(&hub, &mut slow, "t").await;
+    let seen = publish(&hub, "t", "seen").await;
+    assert_eq!(next(&mut slow).await.unwrap().0, seen);
+    let mut published = Vec::new();
+    for n in 0..10 {
+        published.push(publish(&hub, "t", &n.to_string()).await);
+    }
+    let mut watcher = hub.subscribe(["t"], Some(&seen));
+    assert_eq!(take(&mut watcher, 10).await.last().unwrap().0, published[9]);
+
+    // The `retry:` hint, then the error that ends the response.
+    let hint = tokio::time::timeout(Duration::from_secs(5), slow.next())
+        .await
+        .unwrap();
+    assert_eq!(hint.unwrap().unwrap().as_bytes(), b"retry: 1000\n\n");
+    let item = tokio::time::timeout(Duration::from_secs(5), slow.next())
+        .await
+        .unwrap();
+    assert!(matches!(item, Some(Err(_))), "lagged: {item:?}");
+    assert_eq!(hub.metrics().hub.lag_disconnects, 1);
+    let mut resumed = hub.subscribe(["t"], Some(&seen));
+    let replayed: Vec<String> = take(&mut resumed, 10)
+        .await
+        .into_iter()
+        .map(|seen| seen.0)
+        .collect();
+    assert_eq!(replayed, published);
+}
