@@ -707,3 +707,30 @@ async fn a_lagging_subscriber_is_cut_off_and_resumes() {
         .collect();
     assert_eq!(replayed, published);
 }
+
+/// Redis flushed under a node whose connection stays up: the next resume
+/// finds no history, a new epoch starts, open streams end, and clients get
+/// the resync signal, even with no publish to bring the news.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_flushed_under_a_connected_node_gives_the_resync_signal() {
+    let Some(server) = RedisServer::start(Persistence::None) else {
+        return;
+    };
+    let hub = node(&server).await;
+    let mut live = hub.subscribe(["t"], None);
+    started(&hub, &mut live, "t").await;
+    let last = publish(&hub, "t", "last").await;
+    assert_eq!(next(&mut live).await.unwrap().0, last);
+
+    assert_eq!(server.command(&["FLUSHALL"]), "+OK");
+    // The first resume finds the history gone; its stream ends, and so
+    // does every open stream once the node has taken up the new history.
+    let mut first = hub.subscribe(["t"], Some(&last));
+    assert_eq!(next(&mut first).await, None);
+    assert_eq!(next(&mut live).await, None);
+    let mut again = hub.subscribe(["t"], Some(&last));
+    let (id, kind, data) = next(&mut again).await.unwrap();
+    assert_eq!((kind.as_str(), data.as_str()), (RESYNC_EVENT, "unknown-id"));
+    assert_ne!(id[..12], last[..12]);
+    assert_eq!(hub.metrics().history_lost, 1);
+}

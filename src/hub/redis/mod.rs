@@ -22,7 +22,7 @@ use super::registry::{AfterUnlock, Resume};
 use super::{EventId, HubConfig, HubError, HubMetrics, Subscription, check, sorted_names};
 
 use connection::Connection;
-use node::{Channel, Node, Read};
+use node::{Channel, Node};
 
 /// The default prefix of the hub's keys and channels in Redis.
 const DEFAULT_PREFIX: &str = "tower-sse";
@@ -356,10 +356,8 @@ impl RedisHub {
     ///
     /// [`HubError::is_unavailable`] when Redis could not be reached in time.
     pub async fn latest_id(&self) -> Result<EventId, HubError> {
-        match self.node().read(0, None, &[]).await? {
-            Read::Found { epoch, head, .. } => Ok(EventId::new(epoch, head)),
-            Read::NoEpoch => Err(HubError::unavailable(node::HistoryLost)),
-        }
+        let read = self.node().read(0, None, &[]).await?;
+        Ok(EventId::new(read.epoch, read.head))
     }
 
     /// A snapshot of the node's state and of its link to Redis.

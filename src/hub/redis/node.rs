@@ -146,20 +146,16 @@ impl Keys {
 
 /// What a read of some logs found.
 #[derive(Debug)]
-pub(super) enum Read {
-    /// Redis has no epoch: its history is lost.
-    NoEpoch,
-    Found {
-        epoch: Epoch,
-        /// The newest position in Redis.
-        head: u64,
-        /// Whether every event of every log after the position is there.
-        complete: bool,
-        /// Logs whose events after the position are not all there.
-        incomplete: Vec<Channel>,
-        /// The events read, by position, with their logs.
-        events: Vec<(u64, Channel, EncodedEvent)>,
-    },
+pub(super) struct Read {
+    pub(super) epoch: Epoch,
+    /// The newest position in Redis.
+    pub(super) head: u64,
+    /// Whether every event of every log after the position is there.
+    complete: bool,
+    /// Logs whose events after the position are not all there.
+    incomplete: Vec<Channel>,
+    /// The events read, by position, with their logs.
+    events: Vec<(u64, Channel, EncodedEvent)>,
 }
 
 /// What a node asks of its follower.
@@ -171,6 +167,8 @@ enum Command {
         channels: Vec<Channel>,
         reply: oneshot::Sender<Result<u64, HubError>>,
     },
+    /// Redis has another epoch than the node: sync again.
+    EpochMoved,
 }
 
 #[derive(Debug, Default)]
@@ -370,7 +368,8 @@ impl Node {
                 through
                     .map(|through| through.to_string())
                     .unwrap_or_default(),
-            );
+            )
+            .arg(Epoch::random().to_hex());
         for channel in channels {
             script
                 .key(self.keys.stream(channel))
@@ -437,19 +436,18 @@ impl Node {
         } else {
             &channels[..]
         };
-        let Read::Found {
+        let Read {
             epoch,
             head,
             complete,
             events,
             ..
-        } = self.read(after, None, logs).await?
-        else {
-            return Err(HubError::unavailable(HistoryLost));
-        };
+        } = self.read(after, None, logs).await?;
         if epoch != shared.epoch {
-            // Redis has a new history that this node has not taken up yet;
-            // the client comes back once it has.
+            // Redis has a new history that this node has not taken up yet
+            // (its data was flushed while the node's connection stayed up):
+            // the follower takes it up, and the client comes back then.
+            let _ = self.commands.send(Command::EpochMoved);
             return Err(HubError::unavailable(HistoryLost));
         }
         let resync = if after > head {
@@ -475,9 +473,6 @@ fn parse_read(answer: &Value, channels: &[Channel]) -> Option<Read> {
     let Value::Array(items) = answer else {
         return None;
     };
-    if items.is_empty() {
-        return Some(Read::NoEpoch);
-    }
     let epoch = Epoch::from_hex(bytes(items.first()?)?)?;
     let head = number(items.get(1)?)?;
     let mut complete = true;
@@ -503,7 +498,7 @@ fn parse_read(answer: &Value, channels: &[Channel]) -> Option<Read> {
         }
     }
     events.sort_unstable_by_key(|(seq, _, _)| *seq);
-    Some(Read::Found {
+    Some(Read {
         epoch,
         head,
         complete,
@@ -590,6 +585,8 @@ impl Follower {
                         Some(Command::Follow { reply, .. }) => {
                             let _ = reply.send(Err(HubError::unavailable(super::connection::TimedOut)));
                         }
+                        // Syncing comes next anyway.
+                        Some(Command::EpochMoved) => {}
                         None => return,
                     },
                     forgotten = self.forgotten.recv() => match forgotten {
@@ -633,6 +630,7 @@ impl Follower {
                             return Err(Break::Lost(error));
                         }
                     }
+                    Some(Command::EpochMoved) => return Err(Break::Epoch),
                     None => return Ok(()),
                 },
                 forgotten = self.forgotten.recv() => match forgotten {
@@ -680,18 +678,12 @@ impl Follower {
             let mut events = Vec::new();
             let mut incomplete = Vec::new();
             for chunk in channels.chunks(CHUNK) {
-                match node.read(self.last, Some(through), chunk).await? {
-                    Read::Found {
-                        epoch: read_epoch,
-                        events: read,
-                        incomplete: missing,
-                        ..
-                    } if read_epoch == current => {
-                        events.extend(read);
-                        incomplete.extend(missing);
-                    }
-                    _ => return Err(Break::Epoch),
+                let read = node.read(self.last, Some(through), chunk).await?;
+                if read.epoch != current {
+                    return Err(Break::Epoch);
                 }
+                events.extend(read.events);
+                incomplete.extend(read.incomplete);
             }
             events.sort_unstable_by_key(|(seq, _, _)| *seq);
             let shared = node.current();

@@ -100,18 +100,20 @@ return {epoch, seq}
 ///
 /// KEYS: epoch, seq, forgotten, then a stream and its meta per log. ARGV:
 /// the position after which to read, the position through which to read
-/// (empty: the newest), then per log its max age in ms (0: none) and its
-/// name's bucket.
+/// (empty: the newest), a fresh epoch (used when Redis has none), then per
+/// log its max age in ms (0: none) and its name's bucket.
 ///
-/// Returns `{}` when Redis has no epoch, else `{epoch, newest position,
-/// then per log: complete (1 or 0), {id, event, id, event, ...}}`; logs are
-/// read only when the position is not past the newest.
+/// Returns `{epoch, newest position, then per log: complete (1 or 0), {id,
+/// event, id, event, ...}}`; logs are read only when the position is not
+/// past the newest.
 pub(super) static READ: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
-  return {}
+  -- The history is lost: a new one starts, which every node will take up.
+  epoch = ARGV[3]
+  redis.call('SET', KEYS[1], epoch)
 end
 local head = redis.call('GET', KEYS[2]) or '0'
 local out = {epoch, head}
@@ -127,7 +129,7 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 for i = 0, (#KEYS - 3) / 2 - 1 do
   local stream, meta = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
-  local max_age, bucket = tonumber(ARGV[3 + 2 * i]), ARGV[4 + 2 * i]
+  local max_age, bucket = tonumber(ARGV[4 + 2 * i]), ARGV[5 + 2 * i]
   local state = redis.call('HMGET', meta, 'epoch', 'trimmed', 'last')
   local complete, events = 1, {}
   if state[1] ~= epoch then
