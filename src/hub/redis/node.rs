@@ -167,8 +167,9 @@ enum Command {
         channels: Vec<Channel>,
         reply: oneshot::Sender<Result<u64, HubError>>,
     },
-    /// Redis has another epoch than the node: sync again.
-    EpochMoved,
+    /// A read found this epoch in Redis: sync again unless it is the
+    /// node's already.
+    EpochMoved(Epoch),
 }
 
 #[derive(Debug, Default)]
@@ -447,7 +448,7 @@ impl Node {
             // Redis has a new history that this node has not taken up yet
             // (its data was flushed while the node's connection stayed up):
             // the follower takes it up, and the client comes back then.
-            let _ = self.commands.send(Command::EpochMoved);
+            let _ = self.commands.send(Command::EpochMoved(epoch));
             return Err(HubError::unavailable(HistoryLost));
         }
         let resync = if after > head {
@@ -586,7 +587,7 @@ impl Follower {
                             let _ = reply.send(Err(HubError::unavailable(super::connection::TimedOut)));
                         }
                         // Syncing comes next anyway.
-                        Some(Command::EpochMoved) => {}
+                        Some(Command::EpochMoved(_)) => {}
                         None => return,
                     },
                     forgotten = self.forgotten.recv() => match forgotten {
@@ -630,7 +631,12 @@ impl Follower {
                             return Err(Break::Lost(error));
                         }
                     }
-                    Some(Command::EpochMoved) => return Err(Break::Epoch),
+                    Some(Command::EpochMoved(epoch)) => {
+                        // Reads of older subscriptions may report it again.
+                        if epoch != node.current().epoch {
+                            return Err(Break::Epoch);
+                        }
+                    }
                     None => return Ok(()),
                 },
                 forgotten = self.forgotten.recv() => match forgotten {
