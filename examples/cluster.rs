@@ -269,6 +269,7 @@ struct Recorded {
 #[derive(Default)]
 struct Internal {
     resumes: AtomicU64,
+    resyncs: AtomicU64,
 }
 
 fn router(node: Node, shutdown: Shutdown) -> Router {
@@ -343,6 +344,7 @@ async fn record(node: Node) {
                 if event.event_type == RESYNC_EVENT {
                     // What came before is gone: start afresh after its id.
                     recorded.history = History::default();
+                    node.internal.resyncs.fetch_add(1, Ordering::Relaxed);
                 }
                 recorded.history.record(&event.event_type, &event.data);
                 if !event.last_event_id.is_empty() {
@@ -379,14 +381,15 @@ async fn produce(nodes: Vec<Node>) {
             .iter()
             .map(|hub| hub.delivered.saturating_sub(hub.published))
             .sum();
-        let internal = nodes[0].internal.resumes.load(Ordering::Relaxed);
+        let internal = &nodes[0].internal;
         let sample = Sample {
             streams: (metrics.iter().map(|hub| hub.subscribers).sum::<usize>())
                 .saturating_sub(nodes.len()),
             events_per_s: u64::saturating_sub(delivered, delivered_before),
             resumed: (metrics.iter().map(|hub| hub.replay_hits).sum::<u64>())
-                .saturating_sub(internal),
-            resynced: metrics.iter().map(|hub| hub.replay_misses).sum(),
+                .saturating_sub(internal.resumes.load(Ordering::Relaxed)),
+            resynced: (metrics.iter().map(|hub| hub.replay_misses).sum::<u64>())
+                .saturating_sub(internal.resyncs.load(Ordering::Relaxed)),
         };
         delivered_before = delivered;
         // Every second through the next node, so that the clock line shows
