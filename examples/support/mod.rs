@@ -1,8 +1,11 @@
-//! What the load-test examples share: a server on a runtime of its own, and
-//! the CPU time of a process's threads by name.
+//! What the examples share: for the load tests, a server on a runtime of its
+//! own and the CPU time of a process's threads by name; for `dashboard` and
+//! `cluster`, the dashboard ([`dashboard`]).
 
 // Each example uses the part it needs.
 #![allow(dead_code)]
+
+pub(crate) mod dashboard;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
