@@ -73,7 +73,7 @@ impl fmt::Display for HubError {
             Kind::Event(_) => f.write_str("sse hub event could not be encoded"),
             Kind::IdSet => f.write_str("sse hub event already has an id; the hub assigns ids"),
             #[cfg(feature = "redis")]
-            Kind::Unavailable(_) => f.write_str("sse hub could not reach Redis in time"),
+            Kind::Unavailable(cause) => write!(f, "sse hub could not use Redis: {cause}"),
         }
     }
 }

@@ -67,9 +67,12 @@ local max_events, max_bytes, max_age = tonumber(ARGV[3]), tonumber(ARGV[4]), ton
 local len = redis.call('XLEN', KEYS[4])
 local from, trimmed = '-', nil
 while len > 1 do
+  local over = len > max_events or bytes > max_bytes
+  if not over and max_age == 0 then
+    break
+  end
   local oldest = redis.call('XRANGE', KEYS[4], from, '+', 'COUNT', 1)[1]
-  if len > max_events or bytes > max_bytes
-      or (max_age > 0 and tonumber(oldest[2][4]) <= now - max_age) then
+  if over or tonumber(oldest[2][4]) <= now - max_age then
     trimmed = string.sub(oldest[1], 1, -3)
     from = '(' .. oldest[1]
     len = len - 1
@@ -81,9 +84,10 @@ end
 if trimmed then
   -- Ids are `{position}-0`: every trimmed one is below `{trimmed}-1`.
   redis.call('XTRIM', KEYS[4], 'MINID', trimmed .. '-1')
-  redis.call('HSET', KEYS[5], 'trimmed', trimmed)
+  redis.call('HSET', KEYS[5], 'last', seq, 'bytes', bytes, 'trimmed', trimmed)
+else
+  redis.call('HSET', KEYS[5], 'last', seq, 'bytes', bytes)
 end
-redis.call('HSET', KEYS[5], 'last', seq, 'bytes', bytes)
 if max_age > 0 then
   redis.call('PEXPIRE', KEYS[4], max_age)
   redis.call('PEXPIRE', KEYS[5], max_age)
