@@ -48,6 +48,19 @@ async fn quiet(subscription: &mut Subscription) -> bool {
         .is_err()
 }
 
+/// How many connections are subscribed to `channel`.
+async fn numsub(server: &RedisServer, channel: &str) -> u64 {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, count): (String, u64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    count
+}
+
 async fn node(server: &RedisServer) -> RedisHub {
     RedisHub::builder(&server.url())
         .timeout(Duration::from_secs(1))
@@ -96,6 +109,16 @@ async fn three_nodes_see_every_event_once_in_one_order() {
         started(hub, &mut only_b, "b").await;
         subscriptions.push((both, only_b));
     }
+    // One Redis subscription per topic per node, whatever its subscribers.
+    assert_eq!(numsub(&server, "tower-sse:c:t:b").await, 3);
+    assert_eq!(numsub(&server, "tower-sse:c:t:a").await, 3);
+    assert_eq!(
+        nodes
+            .iter()
+            .map(|hub| hub.metrics().followed)
+            .collect::<Vec<_>>(),
+        [2, 2, 2]
+    );
     // What other subscriptions' markers left behind.
     for (both, only_b) in &mut subscriptions {
         while !quiet(both).await {}
@@ -634,9 +657,7 @@ async fn idle_logs_are_given_back_on_the_node_and_in_redis() {
     drop(user);
 
     let given_back = async {
-        while hub.metrics().followed != 0
-            || server.command(&["PUBSUB", "NUMSUB", "tower-sse:c:t:news"]) != "*2"
-        {
+        while hub.metrics().followed != 0 || numsub(&server, "tower-sse:c:t:news").await != 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
