@@ -49,6 +49,8 @@ use tower_sse::decode::Decoder;
 use tower_sse::hub::{RESYNC_EVENT, RedisHub};
 use tower_sse::{BoxError, Event, LastEventIdHeader, Shutdown, SseConfigLayer};
 
+#[path = "support/cli.rs"]
+mod cli;
 mod support;
 
 use support::dashboard::{self as page, History, PAGE, Sample, TOPICS, Walk};
@@ -108,23 +110,7 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            if !error.is_empty() {
-                eprintln!("error: {error}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::run_main(parse_args(), USAGE, run).await
 }
 
 async fn run(args: Args) -> Result<(), BoxError> {

@@ -18,6 +18,8 @@
 //! call's own time, and the CPU time of this process (both nodes, the
 //! publisher, the subscribers) and of redis-server, per event.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -88,23 +90,7 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            if !error.is_empty() {
-                eprintln!("error: {error}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::run_main(parse_args(), USAGE, run).await
 }
 
 async fn run(args: Args) -> Result<(), BoxError> {

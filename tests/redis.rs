@@ -76,6 +76,13 @@ async fn publish(hub: &RedisHub, topic: &str, data: &str) -> String {
         .to_string()
 }
 
+async fn send(hub: &RedisHub, user: &str, data: &str) -> String {
+    hub.send_to(user, Event::new().data(data.to_owned()))
+        .await
+        .expect("sent")
+        .to_string()
+}
+
 /// Waits until a live subscription has started (followed its channels), by
 /// publishing markers until one arrives.
 async fn started(hub: &RedisHub, subscription: &mut Subscription, topic: &str) {
@@ -206,11 +213,7 @@ async fn a_client_resumes_on_another_node_with_exactly_the_missed_events() {
     // A user's feed, merged with a topic.
     let mut user = a.subscribe_client("ada", ["news"], None);
     started(&a, &mut user, "news").await;
-    let sent = a
-        .send_to("ada", Event::new().data("hello"))
-        .await
-        .unwrap()
-        .to_string();
+    let sent = send(&a, "ada", "hello").await;
     assert_eq!(next(&mut user).await.unwrap().0, sent);
     drop(user);
     let to_ada = b
@@ -646,11 +649,7 @@ async fn idle_logs_are_given_back_on_the_node_and_in_redis() {
         .unwrap();
     let mut user = hub.subscribe_client("ada", ["news"], None);
     started(&hub, &mut user, "news").await;
-    let sent = hub
-        .send_to("ada", Event::new().data("one"))
-        .await
-        .unwrap()
-        .to_string();
+    let sent = send(&hub, "ada", "one").await;
     assert_eq!(next(&mut user).await.unwrap().0, sent);
     assert_eq!(hub.metrics().followed, 2);
     assert_eq!(server.command(&["EXISTS", "tower-sse:s:u:ada"]), ":1");

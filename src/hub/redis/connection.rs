@@ -79,30 +79,27 @@ impl Connection {
     /// Runs a script.
     pub(super) async fn run(&self, script: &ScriptInvocation<'_>) -> Result<Value, HubError> {
         let mut connection = self.connection().await?;
-        match tokio::time::timeout(self.timeout, script.invoke_async(&mut connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                self.reset(Some(&error)).await;
-                Err(HubError::unavailable(error))
-            }
-            Err(_) => {
-                self.reset(None).await;
-                Err(HubError::unavailable(TimedOut))
-            }
-        }
+        self.finish(script.invoke_async(&mut connection)).await
     }
 
     /// Reads a counter (0 when it is not set).
     pub(super) async fn counter(&self, key: &str) -> Result<u64, HubError> {
         let mut connection = self.connection().await?;
         let get = redis::cmd("GET").arg(key).to_owned();
-        match tokio::time::timeout(
-            self.timeout,
-            get.query_async::<Option<u64>>(&mut connection),
-        )
-        .await
-        {
-            Ok(Ok(value)) => Ok(value.unwrap_or(0)),
+        let value = self
+            .finish(get.query_async::<Option<u64>>(&mut connection))
+            .await?;
+        Ok(value.unwrap_or(0))
+    }
+
+    /// Waits for a call within the timeout; forgets the connection when it
+    /// failed.
+    async fn finish<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, HubError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
                 self.reset(Some(&error)).await;
                 Err(HubError::unavailable(error))

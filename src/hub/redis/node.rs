@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::event::EncodedEvent;
 use crate::hub::id::Epoch;
 use crate::hub::log::Kind;
-use crate::hub::registry::{AfterUnlock, Resume, Resync};
+use crate::hub::registry::{AfterUnlock, Registry, Resume, Resync};
 use crate::hub::subscription::Start;
 use crate::hub::{HubConfig, HubError, Shared};
 
@@ -702,15 +702,7 @@ impl Follower {
                     registry.end_log(channel.kind, &channel.name, &mut after);
                 }
                 for (seq, channel, event) in events {
-                    registry.append_at(
-                        channel.kind,
-                        &channel.name,
-                        seq,
-                        event,
-                        &shared.config,
-                        &shared.committed,
-                        &mut after,
-                    );
+                    append(&shared, &mut registry, &channel, seq, event, &mut after);
                 }
             }
             after.run();
@@ -832,18 +824,38 @@ return 1
         self.last = seq;
         let event = numbered(epoch, seq, encoded);
         let mut after = AfterUnlock::default();
-        shared.lock().append_at(
-            channel.kind,
-            &channel.name,
+        append(
+            &shared,
+            &mut shared.lock(),
+            &channel,
             seq,
             event,
-            &shared.config,
-            &shared.committed,
             &mut after,
         );
         after.run();
         Ok(())
     }
+}
+
+/// Appends an event from Redis to the node's log of `channel`, if it holds
+/// one (someone here reads it).
+fn append(
+    shared: &Shared,
+    registry: &mut Registry,
+    channel: &Channel,
+    seq: u64,
+    event: EncodedEvent,
+    after: &mut AfterUnlock,
+) {
+    registry.append_at(
+        channel.kind,
+        &channel.name,
+        seq,
+        event,
+        &shared.config,
+        &shared.committed,
+        after,
+    );
 }
 
 /// `{epoch}:{position}:{encoded event}`.

@@ -19,19 +19,32 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// Lua that sets `epoch` to the epoch in `KEYS[1]`, first storing the fresh
+/// one in `ARGV[n]` there when Redis has none.
+macro_rules! epoch {
+    ($fresh:literal) => {
+        concat!(
+            "
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[",
+            $fresh,
+            "]
+  redis.call('SET', KEYS[1], epoch)
+end"
+        )
+    };
+}
+
 /// Gets the epoch and the newest position, making the epoch when there is
 /// none. KEYS: epoch, seq. ARGV: a fresh epoch. Returns `{epoch, position}`.
 pub(super) static EPOCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        epoch!(1),
         r"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-end
 return {epoch, redis.call('GET', KEYS[2]) or '0'}
-",
-    )
+"
+    ))
 });
 
 /// Appends an event to a log: numbers it, trims the log's window by count,
@@ -42,13 +55,9 @@ return {epoch, redis.call('GET', KEYS[2]) or '0'}
 /// Redis has none), the encoded event, max events, max bytes, max age in ms
 /// (0: none), the name's bucket, the channel. Returns `{epoch, position}`.
 pub(super) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        epoch!(1),
         r"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-end
 local seq = string.format('%d', redis.call('INCR', KEYS[2]))
 local meta = redis.call('HMGET', KEYS[5], 'epoch', 'bytes')
 local bytes = 0
@@ -95,8 +104,8 @@ if max_age > 0 then
 end
 redis.call('PUBLISH', ARGV[7], epoch .. ':' .. seq .. ':' .. ARGV[2])
 return {epoch, seq}
-",
-    )
+"
+    ))
 });
 
 /// Reads the events of some logs after a position, and says for each log
@@ -111,14 +120,11 @@ return {epoch, seq}
 /// event, id, event, ...}}`; logs are read only when the position is not
 /// past the newest.
 pub(super) static READ: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        // Without an epoch the history is lost: a new one starts, which
+        // every node takes up.
+        epoch!(3),
         r"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  -- The history is lost: a new one starts, which every node will take up.
-  epoch = ARGV[3]
-  redis.call('SET', KEYS[1], epoch)
-end
 local head = redis.call('GET', KEYS[2]) or '0'
 local out = {epoch, head}
 local after = tonumber(ARGV[1])
@@ -165,6 +171,6 @@ for i = 0, (#KEYS - 3) / 2 - 1 do
   out[#out + 1] = events
 end
 return out
-",
-    )
+"
+    ))
 });
