@@ -303,7 +303,7 @@ impl Decoder {
     /// it (a client resuming from a saved id). `id` holds no CR, LF or NUL.
     #[cfg(feature = "client")]
     pub(crate) fn with_last_event_id(mut self, id: &str) -> Self {
-        self.fields.set_last_event_id(Text::from(id));
+        self.fields.set_last_event_id(id);
         self
     }
 
@@ -598,84 +598,57 @@ fn controls(word: u64) -> u64 {
 ///
 /// Values are kept as spans of the decoded lines being read, `region`, and
 /// made into [`Text`]s when an event is dispatched: a reference is counted
-/// per field of an event, not per line. Spans still held when the decoder
-/// moves on to other lines become `Text`s then.
+/// per field of an event, not per line. Values still needed when the decoder
+/// moves on to other lines (those of a block split across chunks, and the
+/// last event id) are copied into a small buffer of their own, `carry`.
+/// The spans are plain numbers, and which buffer each refers to a bit: no
+/// value is moved as a whole, which would cost a store-to-load stall per
+/// line.
 #[derive(Clone, Debug)]
 struct FieldState {
-    /// The decoded lines that the spans below refer to.
+    /// The decoded lines that the spans refer to, unless carried.
     region: Option<Arc<String>>,
-    data: Data,
+    /// The values kept from lines read before `region`.
+    carry: Option<Arc<String>>,
+    /// What the block set: `DATA_ONE` or `DATA_JOINED`, `EVENT_TYPE`, `ID`.
+    set: u8,
+    /// Which spans refer to `carry`: the same bits, and `LAST_EVENT_ID`.
+    carried: u8,
+    /// The block's one `data` value, when `set` has `DATA_ONE`.
+    data: Span,
+    event_type: Span,
+    /// The id buffer, when the block set it; otherwise it equals the last
+    /// event id.
+    id: Span,
+    last_event_id: Span,
     /// The data buffer's length as the rules count it: every value plus the
     /// LF appended after it.
     data_len: usize,
-    /// The values of a block of several `data` lines, joined with LF.
+    /// The values of a block of several `data` lines, joined with LF, when
+    /// `set` has `DATA_JOINED`.
     joined: String,
-    /// The event type buffer, when the block set it.
-    event_type: Option<Value>,
-    /// The id buffer, when the block set it; otherwise it equals the last
-    /// event id.
-    id: Option<Value>,
-    last_event_id: Value,
     reconnection_time: Option<Duration>,
     max_event_len: usize,
 }
 
-/// A field's value: a span of [`FieldState::region`], or a [`Text`].
-#[derive(Clone, Debug)]
-enum Value {
-    Span(usize, usize),
-    Text(Text),
+/// Where a value is in its buffer.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    start: usize,
+    end: usize,
 }
 
-impl Value {
-    fn len(&self) -> usize {
-        match self {
-            Self::Span(start, end) => end - start,
-            Self::Text(text) => text.len(),
-        }
-    }
-
-    fn text(&self, region: Option<&Arc<String>>) -> Text {
-        match (self, region) {
-            (Self::Span(start, end), Some(region)) => Text::slice(region, *start, *end),
-            (Self::Text(text), _) => text.clone(),
-            (Self::Span(..), None) => Text::new(),
-        }
-    }
-
-    fn into_text(self, region: Option<&Arc<String>>) -> Text {
-        match self {
-            Self::Text(text) => text,
-            span => span.text(region),
-        }
-    }
-
-    fn as_str<'a>(&'a self, region: Option<&'a Arc<String>>) -> &'a str {
-        match (self, region) {
-            (Self::Span(start, end), Some(region)) => region.get(*start..*end).unwrap_or_default(),
-            (Self::Text(text), _) => text.as_str(),
-            (Self::Span(..), None) => "",
-        }
-    }
-
-    /// Makes a span a `Text`, before `region` goes.
-    fn keep(&mut self, region: Option<&Arc<String>>) {
-        if let Self::Span(..) = self {
-            *self = Self::Text(self.text(region));
-        }
+impl Span {
+    fn len(self) -> usize {
+        self.end - self.start
     }
 }
 
-/// The data buffer of the block being read.
-#[derive(Clone, Debug)]
-enum Data {
-    /// No `data` line yet: the block dispatches nothing.
-    Empty,
-    /// One `data` line: its value.
-    One(Value),
-    /// Several: their values are in [`FieldState::joined`].
-    Joined,
-}
+const DATA_ONE: u8 = 1;
+const DATA_JOINED: u8 = 2;
+const EVENT_TYPE: u8 = 4;
+const ID: u8 = 8;
+const LAST_EVENT_ID: u8 = 16;
 
 /// A joined data buffer kept for the next event up to this capacity, to
 /// spare an allocation per event of several lines without holding much.
@@ -685,18 +658,43 @@ impl FieldState {
     fn new() -> Self {
         Self {
             region: None,
-            data: Data::Empty,
+            carry: None,
+            set: 0,
+            carried: LAST_EVENT_ID,
+            data: Span::default(),
+            event_type: Span::default(),
+            id: Span::default(),
+            last_event_id: Span::default(),
             data_len: 0,
             joined: String::new(),
-            event_type: None,
-            id: None,
-            last_event_id: Value::Text(Text::new()),
             reconnection_time: None,
             max_event_len: DEFAULT_MAX_EVENT_LEN,
         }
     }
 
-    /// Makes `region` the lines that new spans refer to.
+    /// The buffer that the span of `bit` refers to.
+    fn buffer(&self, bit: u8) -> Option<&Arc<String>> {
+        if self.carried & bit == 0 {
+            self.region.as_ref()
+        } else {
+            self.carry.as_ref()
+        }
+    }
+
+    fn str(&self, bit: u8, span: Span) -> &str {
+        self.buffer(bit)
+            .and_then(|buffer| buffer.get(span.start..span.end))
+            .unwrap_or_default()
+    }
+
+    fn text(&self, bit: u8, span: Span) -> Text {
+        self.buffer(bit).map_or_else(Text::new, |buffer| {
+            Text::slice(buffer, span.start, span.end)
+        })
+    }
+
+    /// Makes `region` the lines that new spans refer to, first copying the
+    /// values still needed out of the lines read before.
     fn read_from(&mut self, region: &Arc<String>) {
         if self
             .region
@@ -705,38 +703,72 @@ impl FieldState {
         {
             return;
         }
-        let old = self.region.as_ref();
-        if let Data::One(value) = &mut self.data {
-            value.keep(old);
-        }
-        for value in [&mut self.event_type, &mut self.id].into_iter().flatten() {
-            value.keep(old);
-        }
-        self.last_event_id.keep(old);
+        self.carry_values(None);
         self.region = Some(Arc::clone(region));
     }
 
+    /// Copies every value still needed into a new `carry`, with `id` as the
+    /// last event id if given.
+    fn carry_values(&mut self, last_event_id: Option<&str>) {
+        let mut live = self.set & (DATA_ONE | EVENT_TYPE | ID);
+        if last_event_id.is_none() {
+            live |= LAST_EVENT_ID;
+        }
+        if self.carried & live == live && last_event_id.is_none() {
+            // All in `carry` already (the usual case: only the last event id
+            // is needed, and it was carried before).
+            return;
+        }
+        let mut carry = String::new();
+        let mut carried = 0;
+        let live = [
+            (DATA_ONE, self.set & DATA_ONE != 0, self.data),
+            (EVENT_TYPE, self.set & EVENT_TYPE != 0, self.event_type),
+            (ID, self.set & ID != 0, self.id),
+            (LAST_EVENT_ID, last_event_id.is_none(), self.last_event_id),
+        ];
+        let mut spans = [Span::default(); 4];
+        for ((bit, live, span), new) in live.into_iter().zip(&mut spans) {
+            if live {
+                let start = carry.len();
+                carry.push_str(self.str(bit, span));
+                *new = Span {
+                    start,
+                    end: carry.len(),
+                };
+                carried |= bit;
+            }
+        }
+        if let Some(id) = last_event_id {
+            let start = carry.len();
+            carry.push_str(id);
+            spans[3] = Span {
+                start,
+                end: carry.len(),
+            };
+            carried |= LAST_EVENT_ID;
+        }
+        [self.data, self.event_type, self.id, self.last_event_id] = spans;
+        self.carried = carried;
+        self.carry = Some(Arc::new(carry));
+    }
+
     fn last_event_id(&self) -> &str {
-        self.last_event_id.as_str(self.region.as_ref())
+        self.str(LAST_EVENT_ID, self.last_event_id)
     }
 
     #[cfg(feature = "client")]
-    fn set_last_event_id(&mut self, id: Text) {
-        self.last_event_id = Value::Text(id);
-        self.id = None;
+    fn set_last_event_id(&mut self, id: &str) {
+        self.set &= !ID;
+        self.carry_values(Some(id));
     }
 
     /// Drops the pending block, including an `id` it set, as at the end of a
     /// stream.
     fn discard_block(&mut self) {
-        self.data = Data::Empty;
+        self.set = 0;
         self.data_len = 0;
         self.joined = String::new();
-        self.event_type = None;
-        self.id = None;
-        // Only the last event id may still refer to the lines.
-        self.last_event_id.keep(self.region.as_ref());
-        self.region = None;
     }
 
     /// Interprets a field line (not empty, not a comment): `line`, at `start`
@@ -746,49 +778,60 @@ impl FieldState {
         // One leading space is not part of the value.
         let offset = offset + usize::from(line.get(offset) == Some(&b' '));
         let value = line.get(offset..).unwrap_or_default();
-        // Each value is made where it is stored: one made here and moved
-        // there would cost a store-to-load stall per line.
-        let (value_start, value_end) = (start + offset, start + line.len());
+        let span = Span {
+            start: start + offset,
+            end: start + line.len(),
+        };
 
         match field {
             Field::Data => {
-                let event_type_len = self.event_type.as_ref().map_or(0, Value::len);
+                let event_type_len = if self.set & EVENT_TYPE != 0 {
+                    self.event_type.len()
+                } else {
+                    0
+                };
                 let data_len = self.data_len + value.len() + 1;
                 if data_len + event_type_len > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
                 }
                 self.data_len = data_len;
-                let region = self.region.as_deref().map_or("", String::as_str);
-                let value = region.get(value_start..value_end).unwrap_or_default();
-                match &self.data {
-                    Data::Empty => self.data = Data::One(Value::Span(value_start, value_end)),
-                    Data::One(first) => {
-                        let first = first.as_str(self.region.as_ref());
-                        self.joined.clear();
-                        self.joined.reserve(first.len() + 1 + value.len());
-                        self.joined.push_str(first);
-                        self.joined.push('\n');
-                        self.joined.push_str(value);
-                        self.data = Data::Joined;
-                    }
-                    Data::Joined => {
-                        // One reservation for the LF and the value: pushing
-                        // the LF alone would often grow (and copy) the buffer
-                        // a second time.
-                        self.joined.reserve(1 + value.len());
-                        self.joined.push('\n');
-                        self.joined.push_str(value);
-                    }
+                if self.set & (DATA_ONE | DATA_JOINED) == 0 {
+                    self.set |= DATA_ONE;
+                    self.carried &= !DATA_ONE;
+                    self.data = span;
+                    return Ok(());
                 }
+                let mut joined = mem::take(&mut self.joined);
+                if self.set & DATA_ONE != 0 {
+                    let first = self.str(DATA_ONE, self.data);
+                    joined.clear();
+                    joined.reserve(first.len() + 1 + value.len());
+                    joined.push_str(first);
+                    self.set = self.set & !DATA_ONE | DATA_JOINED;
+                } else {
+                    // One reservation for the LF and the value: pushing the
+                    // LF alone would often grow (and copy) the buffer a
+                    // second time.
+                    joined.reserve(1 + value.len());
+                }
+                joined.push('\n');
+                joined.push_str(self.str(0, span));
+                self.joined = joined;
             }
             Field::Event => {
                 if self.data_len + value.len() > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
                 }
-                self.event_type = Some(Value::Span(value_start, value_end));
+                self.set |= EVENT_TYPE;
+                self.carried &= !EVENT_TYPE;
+                self.event_type = span;
             }
             // An id holding NUL is ignored as a whole, not truncated.
-            Field::Id if !has_nul(value) => self.id = Some(Value::Span(value_start, value_end)),
+            Field::Id if !has_nul(value) => {
+                self.set |= ID;
+                self.carried &= !ID;
+                self.id = span;
+            }
             Field::Retry => {
                 if let Some(millis) = parse_retry(value) {
                     self.reconnection_time = Some(Duration::from_millis(millis));
@@ -803,31 +846,46 @@ impl FieldState {
     // returned.
     #[inline(always)]
     fn dispatch(&mut self) -> Option<MessageEvent<Text>> {
-        if let Some(id) = self.id.take() {
-            self.last_event_id = id;
-        }
-        let event_type = self.event_type.take();
+        let set = mem::take(&mut self.set);
         self.data_len = 0;
-        let region = self.region.as_ref();
-        let data = match mem::replace(&mut self.data, Data::Empty) {
-            Data::Empty => return None,
-            Data::One(data) => data.into_text(region),
-            Data::Joined => {
-                let data = Text::from(self.joined.as_str());
-                if self.joined.capacity() > KEPT_JOINED_CAPACITY {
-                    self.joined = String::new();
-                }
-                data
+        // Spans are read into locals before any is stored: reading one just
+        // stored, word by word, as a whole would stall.
+        let (id, id_carried) = (self.id, self.carried & ID != 0);
+        let (data, event_type) = (self.data, self.event_type);
+        if set & ID != 0 {
+            self.last_event_id = id;
+            if id_carried {
+                self.carried |= LAST_EVENT_ID;
+            } else {
+                self.carried &= !LAST_EVENT_ID;
             }
+        }
+        if set & (DATA_ONE | DATA_JOINED) == 0 {
+            return None;
+        }
+        let data = if set & DATA_ONE != 0 {
+            self.text(DATA_ONE, data)
+        } else {
+            let data = Text::from(self.joined.as_str());
+            if self.joined.capacity() > KEPT_JOINED_CAPACITY {
+                self.joined = String::new();
+            }
+            data
         };
-        let event_type = match event_type {
-            Some(event_type) if event_type.len() > 0 => event_type.into_text(region),
-            _ => Text::from_static("message"),
+        let event_type = if set & EVENT_TYPE != 0 && event_type.len() > 0 {
+            self.text(EVENT_TYPE, event_type)
+        } else {
+            Text::from_static("message")
+        };
+        let last_event_id = if set & ID != 0 {
+            self.text(ID, id)
+        } else {
+            self.text(LAST_EVENT_ID, self.last_event_id)
         };
         Some(MessageEvent {
             event_type,
             data,
-            last_event_id: self.last_event_id.text(region),
+            last_event_id,
         })
     }
 }
@@ -992,16 +1050,19 @@ enum Repr {
 
 impl Text {
     /// The empty string.
+    #[inline]
     pub const fn new() -> Self {
         Self(Repr::Static(""))
     }
 
     /// A `Text` of a string that lives forever: no allocation.
+    #[inline]
     pub const fn from_static(text: &'static str) -> Self {
         Self(Repr::Static(text))
     }
 
     /// `buf[start..end]`; both must be character boundaries.
+    #[inline]
     fn slice(buf: &Arc<String>, start: usize, end: usize) -> Self {
         Self(Repr::Shared {
             buf: Arc::clone(buf),
@@ -1011,6 +1072,7 @@ impl Text {
     }
 
     /// The string.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Static(text) => text,
@@ -1020,6 +1082,7 @@ impl Text {
 }
 
 impl Default for Text {
+    #[inline]
     fn default() -> Self {
         Self::new()
     }
@@ -1028,36 +1091,42 @@ impl Default for Text {
 impl std::ops::Deref for Text {
     type Target = str;
 
+    #[inline]
     fn deref(&self) -> &str {
         self.as_str()
     }
 }
 
 impl AsRef<str> for Text {
+    #[inline]
     fn as_ref(&self) -> &str {
         self.as_str()
     }
 }
 
 impl AsRef<[u8]> for Text {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self.as_str().as_bytes()
     }
 }
 
 impl std::borrow::Borrow<str> for Text {
+    #[inline]
     fn borrow(&self) -> &str {
         self.as_str()
     }
 }
 
 impl fmt::Debug for Text {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for Text {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self.as_str(), f)
     }
@@ -1065,6 +1134,7 @@ impl fmt::Display for Text {
 
 impl From<String> for Text {
     /// Takes the string's buffer, without a copy.
+    #[inline]
     fn from(text: String) -> Self {
         let end = text.len();
         Self(Repr::Shared {
@@ -1076,6 +1146,7 @@ impl From<String> for Text {
 }
 
 impl From<&str> for Text {
+    #[inline]
     fn from(text: &str) -> Self {
         Self::from(text.to_owned())
     }
@@ -1084,6 +1155,7 @@ impl From<&str> for Text {
 impl From<Text> for String {
     /// Copies the string out, unless the `Text` is the only one left of a
     /// whole buffer: then it takes the buffer.
+    #[inline]
     fn from(text: Text) -> Self {
         match text.0 {
             Repr::Static(text) => text.to_owned(),
@@ -1099,6 +1171,7 @@ impl From<Text> for String {
 }
 
 impl PartialEq for Text {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }
@@ -1107,18 +1180,21 @@ impl PartialEq for Text {
 impl Eq for Text {}
 
 impl PartialOrd for Text {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Ord for Text {
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.as_str().cmp(other.as_str())
     }
 }
 
 impl std::hash::Hash for Text {
+    #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
     }
@@ -1127,12 +1203,14 @@ impl std::hash::Hash for Text {
 macro_rules! text_eq {
     ($($other:ty),*) => {$(
         impl PartialEq<$other> for Text {
+            #[inline]
             fn eq(&self, other: &$other) -> bool {
                 self.as_str() == &other[..]
             }
         }
 
         impl PartialEq<Text> for $other {
+            #[inline]
             fn eq(&self, other: &Text) -> bool {
                 &self[..] == other.as_str()
             }
