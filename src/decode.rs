@@ -695,6 +695,7 @@ impl FieldState {
 
     /// Makes `region` the lines that new spans refer to, first copying the
     /// values still needed out of the lines read before.
+    #[inline(always)]
     fn read_from(&mut self, region: &Arc<String>) {
         if self
             .region
@@ -703,6 +704,12 @@ impl FieldState {
         {
             return;
         }
+        self.move_to(region);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn move_to(&mut self, region: &Arc<String>) {
         self.carry_values(None);
         self.region = Some(Arc::clone(region));
     }
@@ -719,7 +726,6 @@ impl FieldState {
             // is needed, and it was carried before).
             return;
         }
-        let mut carry = String::new();
         let mut carried = 0;
         let live = [
             (DATA_ONE, self.set & DATA_ONE != 0, self.data),
@@ -727,6 +733,12 @@ impl FieldState {
             (ID, self.set & ID != 0, self.id),
             (LAST_EVENT_ID, last_event_id.is_none(), self.last_event_id),
         ];
+        let len: usize = live
+            .iter()
+            .filter(|(_, live, _)| *live)
+            .map(|(_, _, span)| span.len())
+            .sum();
+        let mut carry = String::with_capacity(len + last_event_id.map_or(0, str::len));
         let mut spans = [Span::default(); 4];
         for ((bit, live, span), new) in live.into_iter().zip(&mut spans) {
             if live {
@@ -773,6 +785,9 @@ impl FieldState {
 
     /// Interprets a field line (not empty, not a comment): `line`, at `start`
     /// in the region, without its line end.
+    // Inlined into the parser's loop: a call per line costs more than the
+    // work of most lines.
+    #[inline(always)]
     fn field(&mut self, line: &[u8], start: usize) -> Result<(), Exceeded> {
         let (field, offset) = split_field(line);
         // One leading space is not part of the value.
