@@ -917,6 +917,7 @@ enum Field {
 
 /// Splits a field line (not empty, not a comment) into its field and where
 /// its value starts: after the first colon, its leading space still there.
+#[inline(always)]
 fn split_field(line: &[u8]) -> (Field, usize) {
     // The usual lines, without searching for the colon: a line that starts
     // with `data:` has its first colon right there.
