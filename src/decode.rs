@@ -552,12 +552,18 @@ fn decode_owned(bytes: Vec<u8>) -> String {
 /// those a vectorised search costs more to set up than it saves: the first
 /// bytes are checked a word at a time, the rest with `memchr2`.
 fn find_line_end(bytes: &[u8]) -> Option<usize> {
-    const HEAD: usize = 24;
-    let head = bytes.get(..HEAD).unwrap_or(bytes);
-    let mut words = head.chunks_exact(8);
+    const HEAD_WORDS: usize = 3;
+    let mut rest = bytes;
     let mut offset = 0;
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+    for _ in 0..HEAD_WORDS {
+        let Some((word, tail)) = rest.split_first_chunk::<8>() else {
+            // Fewer than 8 bytes left.
+            return rest
+                .iter()
+                .position(|&byte| byte == b'\r' || byte == b'\n')
+                .map(|at| offset + at);
+        };
+        let word = u64::from_le_bytes(*word);
         // CR and LF are control characters, which text seldom holds: one
         // test finds them all, and the rare others are stepped over.
         let mut controls = controls(word);
@@ -570,17 +576,9 @@ fn find_line_end(bytes: &[u8]) -> Option<usize> {
             controls &= controls - 1;
         }
         offset += 8;
+        rest = tail;
     }
-    if let Some(at) = words
-        .remainder()
-        .iter()
-        .position(|&byte| byte == b'\r' || byte == b'\n')
-    {
-        return Some(offset + at);
-    }
-    let searched = head.len();
-    let rest = bytes.get(searched..).filter(|rest| !rest.is_empty())?;
-    memchr2(b'\r', b'\n', rest).map(|at| searched + at)
+    memchr2(b'\r', b'\n', rest).map(|at| offset + at)
 }
 
 /// The high bit of every byte of `word` below 0x0E, which CR (0x0D) and LF
