@@ -413,6 +413,8 @@ struct Input {
     /// The bytes after the last line end pushed: the start of a line whose
     /// end has not arrived.
     pending: Vec<u8>,
+    /// The length of the last line that arrived in pieces, if it was long.
+    long_line: usize,
     /// No byte of the stream has been looked at yet: a BOM may still come.
     at_stream_start: bool,
     /// The last byte pushed was a CR: an LF arriving next completes that
@@ -427,6 +429,7 @@ impl Input {
             pos: 0,
             queue: VecDeque::new(),
             pending: Vec::new(),
+            long_line: 0,
             at_stream_start: true,
             skip_lf: false,
         }
@@ -493,18 +496,33 @@ impl Input {
             let end = end + line_end_len(chunk, end);
             let (head, tail) = chunk.split_at(end);
             self.pending.extend_from_slice(head);
-            let bytes = mem::take(&mut self.pending);
-            self.enqueue(decode_owned(bytes));
+            let lines = if self.pending.len() < LONG_LINE {
+                // A short line is copied, and the buffer kept for the next.
+                let lines = decode(&self.pending);
+                self.pending.clear();
+                self.long_line = 0;
+                lines
+            } else {
+                // A long one keeps its bytes, and the next long line gets a
+                // buffer of its size at once rather than growing one.
+                self.long_line = self.pending.len();
+                decode_owned(mem::take(&mut self.pending))
+            };
+            self.enqueue(lines);
             rest = tail;
         }
-        match memrchr2(b'\r', b'\n', rest) {
+        let tail = match memrchr2(b'\r', b'\n', rest) {
             Some(last) => {
                 let (lines, tail) = rest.split_at(last + 1);
                 self.enqueue(decode(lines));
-                self.pending.extend_from_slice(tail);
+                tail
             }
-            None => self.pending.extend_from_slice(rest),
+            None => rest,
+        };
+        if self.pending.is_empty() && tail.len() < self.long_line {
+            self.pending.reserve(self.long_line);
         }
+        self.pending.extend_from_slice(tail);
         // A CR at the very end may be the first half of a CRLF.
         self.skip_lf = last_byte == b'\r';
     }
@@ -519,6 +537,10 @@ impl Input {
         }
     }
 }
+
+/// A line that arrives in pieces and is at least this long keeps the buffer
+/// it was gathered in; a shorter one is copied out of it.
+const LONG_LINE: usize = 4096;
 
 /// How many bytes the line end at `at` takes: 2 for a CRLF, else 1 (0 past
 /// the end).
@@ -1624,6 +1646,25 @@ mod tests {
         assert!(decoder.input.pending.is_empty());
         let event = decoder.next_event().ok().flatten();
         assert_eq!(event.map(|event| event.data.len()), Some(1000));
+    }
+
+    #[test]
+    fn a_short_line_in_pieces_is_copied_and_a_long_one_sizes_the_next_buffer() {
+        let mut decoder = Decoder::new();
+        decoder.push(b"data: a");
+        decoder.push(b"b\n\ndata: c");
+        // The short line was copied out: its buffer holds the next one.
+        assert_eq!(decoder.input.pending, b"data: c");
+        assert_eq!(decoder.input.long_line, 0);
+
+        let long = vec![b'x'; LONG_LINE];
+        decoder.push(&long);
+        decoder.push(b"\n\ndata: ");
+        assert_eq!(decoder.input.long_line, 7 + LONG_LINE + 1);
+        assert!(decoder.input.pending.capacity() >= decoder.input.long_line);
+        let events: Vec<_> = std::iter::from_fn(|| decoder.next_event().ok().flatten()).collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].data.len(), 1 + LONG_LINE);
     }
 
     #[test]
