@@ -15,7 +15,7 @@ use http_body::Frame;
 use http_body_util::{Full, StreamBody};
 use proptest::prelude::*;
 use tower_sse::decode::{
-    DecodeError, DecodeItems, DecodeStream, DecodedItem, Decoder, MessageEvent,
+    DecodeError, DecodeItems, DecodeStream, DecodedItem, Decoder, MessageEvent, Text,
 };
 
 /// Everything a client can observe after feeding a whole stream.
@@ -41,6 +41,40 @@ fn decode_chunks_with(mut decoder: Decoder, chunks: &[&[u8]]) -> Outcome {
                     *error = Some(err.to_string());
                     return false;
                 }
+            }
+        }
+    };
+    let mut ok = true;
+    for chunk in chunks {
+        decoder.push(chunk);
+        ok = drain(&mut decoder, &mut error);
+        if !ok {
+            break;
+        }
+    }
+    if ok {
+        decoder.finish();
+        drain(&mut decoder, &mut error);
+    }
+    Outcome {
+        events,
+        error,
+        last_event_id: decoder.last_event_id().to_owned(),
+        reconnection_time: decoder.reconnection_time(),
+    }
+}
+
+/// [`decode_chunks_with`], taking the events with `next_shared_event`.
+fn decode_shared_chunks_with(mut decoder: Decoder, chunks: &[&[u8]]) -> Outcome {
+    let mut events = Vec::new();
+    let mut error = None;
+    let mut drain = |decoder: &mut Decoder, error: &mut Option<String>| loop {
+        match decoder.next_shared_event() {
+            Ok(Some(event)) => events.push(MessageEvent::from(event)),
+            Ok(None) => return true,
+            Err(err) => {
+                *error = Some(err.to_string());
+                return false;
             }
         }
     };
@@ -1167,6 +1201,154 @@ proptest! {
     fn decoder_matches_the_reference_model(input in sse_bytes()) {
         prop_assert_eq!(decode_chunks(&[&input]), reference(&input));
     }
+
+    #[test]
+    fn shared_events_are_the_events_whatever_the_chunks(
+        input in sse_bytes(),
+        decoder in decoders(),
+        points in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let mut points: Vec<usize> =
+            points.iter().map(|index| index.index(input.len() + 1)).collect();
+        points.sort_unstable();
+        let chunks = split_at_points(&input, &points);
+        prop_assert_eq!(
+            decode_shared_chunks_with(decoder.clone(), &chunks),
+            decode_chunks_with(decoder, &chunks)
+        );
+    }
+}
+
+// Events whose strings are shared: `Text`.
+
+fn shared_events(decoder: &mut Decoder) -> Vec<MessageEvent<Text>> {
+    std::iter::from_fn(|| decoder.next_shared_event().expect("no limit is hit")).collect()
+}
+
+#[test]
+fn shared_event_fields_read_as_str() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"id: 7\nevent: greeting\ndata: h\xC3\xA9llo\ndata: world\n\ndata: x\n\n");
+    let events = shared_events(&mut decoder);
+    assert_eq!(events.len(), 2);
+    let first = &events[0];
+    assert_eq!(first.event_type, "greeting");
+    assert_eq!(first.data, "h\u{e9}llo\nworld");
+    assert_eq!(&*first.last_event_id, "7");
+    assert_eq!(first.data.lines().count(), 2);
+    assert_eq!(first.event_type.to_string(), "greeting");
+    assert_eq!(format!("{:?}", first.event_type), "\"greeting\"");
+    let second = &events[1];
+    assert_eq!(
+        (second.event_type.as_str(), second.data.as_str()),
+        ("message", "x")
+    );
+    assert_eq!(second.last_event_id, String::from("7"));
+}
+
+#[test]
+fn text_compares_hashes_and_orders_as_its_str() {
+    use std::collections::{BTreeSet, HashSet};
+
+    let mut decoder = Decoder::new();
+    decoder.push(b"data: b\n\ndata: a\n\ndata: b\n\n");
+    let datas: Vec<Text> = shared_events(&mut decoder)
+        .into_iter()
+        .map(|event| event.data)
+        .collect();
+    let set: HashSet<Text> = datas.iter().cloned().collect();
+    assert_eq!(set.len(), 2);
+    assert!(set.contains("a"));
+    let ordered: Vec<&str> = datas
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(Text::as_str)
+        .collect();
+    assert_eq!(ordered, ["a", "b"]);
+    assert_eq!(datas[0], Text::from("b"));
+    assert_eq!(datas[0], datas[2]);
+    assert!("a" == datas[1] && datas[1] != "b");
+    assert_eq!(Text::new(), "");
+    assert_eq!(Text::default(), Text::from(String::new()));
+}
+
+#[test]
+fn text_converts_to_and_from_string() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"event: e\ndata: one\ndata: two\n\n");
+    let shared = shared_events(&mut decoder).remove(0);
+    let data: String = shared.data.into();
+    assert_eq!(data, "one\ntwo");
+    assert_eq!(String::from(shared.event_type), "e");
+    assert_eq!(String::from(Text::from("owned")), "owned");
+
+    let owned = event("t", "d", "i");
+    let shared = MessageEvent::<Text>::from(owned.clone());
+    assert_eq!(shared.data, "d");
+    assert_eq!(MessageEvent::from(shared), owned);
+}
+
+#[test]
+fn shared_events_outlive_the_decoder() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"id: 1\ndata: first\n\nid: 2\ndata: second\n\n");
+    let events = shared_events(&mut decoder);
+    drop(decoder);
+    let read: Vec<(&str, &str)> = events
+        .iter()
+        .map(|event| (event.last_event_id.as_str(), event.data.as_str()))
+        .collect();
+    assert_eq!(read, [("1", "first"), ("2", "second")]);
+}
+
+#[test]
+fn values_read_before_a_chunk_ends_are_kept_after_it() {
+    let mut decoder = Decoder::new();
+    // The block's type and id, and then the last event id, outlive the
+    // lines they were read from.
+    decoder.push(b"event: e\nid: 1\n");
+    assert!(shared_events(&mut decoder).is_empty());
+    decoder.push(b"data: x\n");
+    decoder.push(b"\n");
+    decoder.push(b"data: y\n\n");
+    let events = shared_events(&mut decoder);
+    assert_eq!(
+        events,
+        [event("e", "x", "1"), event("message", "y", "1")].map(MessageEvent::<Text>::from)
+    );
+    decoder.push(b"data: z\r\n\r\n");
+    let events = shared_events(&mut decoder);
+    assert_eq!(events[0].last_event_id, "1");
+    assert_eq!(decoder.last_event_id(), "1");
+}
+
+#[test]
+fn a_reset_keeps_the_last_event_id_read_from_lines_since_released() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"id: 41\ndata: a\n\n");
+    assert_eq!(shared_events(&mut decoder).len(), 1);
+    decoder.reset();
+    decoder.push(b"data: b\n\n");
+    let events = shared_events(&mut decoder);
+    assert_eq!(events[0].last_event_id, "41");
+}
+
+#[tokio::test]
+async fn shared_decode_stream_over_frames() {
+    let body = StreamBody::new(stream::iter(frames(&[
+        b"id: 1\nevent: tick\ndata: a",
+        b"\n\ndata: b\n",
+        b"\n",
+    ])));
+    let mut events = DecodeStream::shared(body);
+    let mut read = Vec::new();
+    while let Some(event) = events.next().await {
+        read.push(MessageEvent::from(event.expect("decodes")));
+    }
+    assert_eq!(read, [event("tick", "a", "1"), event("message", "b", "1")]);
+    assert!(futures_util::stream::FusedStream::is_terminated(&events));
+    assert_eq!(events.decoder().last_event_id(), "1");
 }
 
 #[test]
