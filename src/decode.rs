@@ -354,7 +354,12 @@ impl Decoder {
                     }
                     continue;
                 }
-                let len = find_line_end(rest).unwrap_or(rest.len());
+                let len = if self.input.one_line {
+                    let end = if rest.ends_with(b"\r\n") { 2 } else { 1 };
+                    rest.len().saturating_sub(end)
+                } else {
+                    find_line_end(rest).unwrap_or(rest.len())
+                };
                 if len > self.max_line_len {
                     return Err(Exceeded::Line(self.max_line_len));
                 }
@@ -417,8 +422,11 @@ struct Input {
     /// line end.
     current: Option<Arc<String>>,
     pos: usize,
-    /// Decoded lines to read after `current`.
-    queue: VecDeque<Arc<String>>,
+    /// `current` is one line that arrived in pieces, already searched for
+    /// its end: its line end is its last byte (or two, for a CRLF).
+    one_line: bool,
+    /// Decoded lines to read after `current`, and whether each is one line.
+    queue: VecDeque<(Arc<String>, bool)>,
     /// The bytes after the last line end pushed: the start of a line whose
     /// end has not arrived.
     pending: Vec<u8>,
@@ -436,6 +444,7 @@ impl Input {
         Self {
             current: None,
             pos: 0,
+            one_line: false,
             queue: VecDeque::new(),
             pending: Vec::new(),
             long_line: 0,
@@ -449,13 +458,15 @@ impl Input {
             .current
             .as_ref()
             .map_or(0, |current| current.len() - self.pos);
-        let queued: usize = self.queue.iter().map(|region| region.len()).sum();
+        let queued: usize = self.queue.iter().map(|(region, _)| region.len()).sum();
         current + queued + self.pending.len()
     }
 
     /// Moves on to the next decoded lines, if any.
     fn advance(&mut self) {
-        self.current = self.queue.pop_front();
+        let next = self.queue.pop_front();
+        self.one_line = next.as_ref().is_some_and(|(_, one_line)| *one_line);
+        self.current = next.map(|(lines, _)| lines);
         self.pos = 0;
     }
 
@@ -517,13 +528,13 @@ impl Input {
                 self.long_line = self.pending.len();
                 decode_owned(mem::take(&mut self.pending))
             };
-            self.enqueue(lines);
+            self.enqueue(lines, true);
             rest = tail;
         }
         let tail = match memrchr2(b'\r', b'\n', rest) {
             Some(last) => {
                 let (lines, tail) = rest.split_at(last + 1);
-                self.enqueue(decode(lines));
+                self.enqueue(decode(lines), false);
                 tail
             }
             None => rest,
@@ -536,13 +547,14 @@ impl Input {
         self.skip_lf = last_byte == b'\r';
     }
 
-    fn enqueue(&mut self, lines: String) {
+    fn enqueue(&mut self, lines: String, one_line: bool) {
         let lines = Arc::new(lines);
         if self.current.is_none() {
             self.current = Some(lines);
+            self.one_line = one_line;
             self.pos = 0;
         } else {
-            self.queue.push_back(lines);
+            self.queue.push_back((lines, one_line));
         }
     }
 }
@@ -1716,6 +1728,11 @@ mod tests {
         assert_eq!(
             (decoder.input.queue.len() + usize::from(decoder.input.current.is_some())),
             2
+        );
+        assert!(!decoder.input.one_line);
+        assert_eq!(
+            decoder.input.queue.front().map(|(_, one_line)| *one_line),
+            Some(true)
         );
         assert!(decoder.input.skip_lf);
         decoder.push(b"\n\r\ndata: d\n");
