@@ -36,6 +36,7 @@
 //! # Ok::<(), tower_sse::decode::DecodeError>(())
 //! ```
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
@@ -178,7 +179,7 @@ impl Decoder {
         if self.ended {
             self.start_next_stream();
         }
-        self.input.push(chunk);
+        self.input.push(chunk, &mut self.fields.spare_region);
     }
 
     /// Parses buffered lines until an event is dispatched or no complete line is
@@ -470,7 +471,9 @@ impl Input {
         self.pos = 0;
     }
 
-    fn push(&mut self, mut chunk: &[u8]) {
+    /// Appends `chunk`; `spare` is a buffer of lines read before, to decode
+    /// into if no `Text` holds it any more.
+    fn push(&mut self, mut chunk: &[u8], spare: &mut Option<Arc<String>>) {
         // Let the lines read go now rather than at the next read.
         if self
             .current
@@ -495,14 +498,14 @@ impl Input {
             }
             self.at_stream_start = false;
             let bytes = mem::take(&mut self.pending);
-            self.absorb(bytes.strip_prefix(BOM).unwrap_or(&bytes));
+            self.absorb(bytes.strip_prefix(BOM).unwrap_or(&bytes), spare);
             return;
         }
-        self.absorb(chunk);
+        self.absorb(chunk, spare);
     }
 
     /// Decodes the lines that `chunk` completes and keeps the rest.
-    fn absorb(&mut self, chunk: &[u8]) {
+    fn absorb(&mut self, chunk: &[u8], spare: &mut Option<Arc<String>>) {
         let Some(&last_byte) = chunk.last() else {
             return;
         };
@@ -518,7 +521,7 @@ impl Input {
             self.pending.extend_from_slice(head);
             let lines = if self.pending.len() < LONG_LINE {
                 // A short line is copied, and the buffer kept for the next.
-                let lines = decode(&self.pending);
+                let lines = Arc::new(decode(&self.pending));
                 self.pending.clear();
                 self.long_line = 0;
                 lines
@@ -526,7 +529,7 @@ impl Input {
                 // A long one keeps its bytes, and the next long line gets a
                 // buffer of its size at once rather than growing one.
                 self.long_line = self.pending.len();
-                decode_owned(mem::take(&mut self.pending))
+                Arc::new(decode_owned(mem::take(&mut self.pending)))
             };
             self.enqueue(lines, true);
             rest = tail;
@@ -534,7 +537,7 @@ impl Input {
         let tail = match memrchr2(b'\r', b'\n', rest) {
             Some(last) => {
                 let (lines, tail) = rest.split_at(last + 1);
-                self.enqueue(decode(lines), false);
+                self.enqueue(decode_into(lines, spare), false);
                 tail
             }
             None => rest,
@@ -547,8 +550,7 @@ impl Input {
         self.skip_lf = last_byte == b'\r';
     }
 
-    fn enqueue(&mut self, lines: String, one_line: bool) {
-        let lines = Arc::new(lines);
+    fn enqueue(&mut self, lines: Arc<String>, one_line: bool) {
         if self.current.is_none() {
             self.current = Some(lines);
             self.one_line = one_line;
@@ -583,6 +585,23 @@ fn decode(bytes: &[u8]) -> String {
     }
 }
 
+/// [`decode`] into `spare` when no `Text` holds it any more, sparing two
+/// allocations (the buffer and its count) per chunk.
+fn decode_into(bytes: &[u8], spare: &mut Option<Arc<String>>) -> Arc<String> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    if let Some(mut lines) = spare.take() {
+        if let Some(buffer) = Arc::get_mut(&mut lines) {
+            buffer.clear();
+            buffer.push_str(&text);
+            return lines;
+        }
+    }
+    Arc::new(text.into_owned())
+}
+
 /// [`decode`] for bytes already owned: valid input keeps its buffer.
 fn decode_owned(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes)
@@ -594,6 +613,7 @@ fn decode_owned(bytes: Vec<u8>) -> String {
 /// Most lines of a stream are short (`id`, `event`, the empty line), and for
 /// those a vectorised search costs more to set up than it saves: the first
 /// bytes are checked a word at a time, the rest with `memchr2`.
+#[inline(always)]
 fn find_line_end(bytes: &[u8]) -> Option<usize> {
     const HEAD_WORDS: usize = 3;
     let mut rest = bytes;
@@ -651,6 +671,11 @@ struct FieldState {
     region: Option<Arc<String>>,
     /// The values kept from lines read before `region`.
     carry: Option<Arc<String>>,
+    /// A buffer for the next `carry`.
+    spare_carry: String,
+    /// The lines read before `region`, for [`Input::push`] to decode new
+    /// lines into.
+    spare_region: Option<Arc<String>>,
     /// What the block set: `DATA_ONE` or `DATA_JOINED`, `EVENT_TYPE`, `ID`.
     set: u8,
     /// Which spans refer to `carry`: the same bits, and `LAST_EVENT_ID`.
@@ -700,6 +725,8 @@ impl FieldState {
         Self {
             region: None,
             carry: None,
+            spare_carry: String::new(),
+            spare_region: None,
             set: 0,
             carried: LAST_EVENT_ID,
             data: Span::default(),
@@ -752,7 +779,9 @@ impl FieldState {
     #[inline(never)]
     fn move_to(&mut self, region: &Arc<String>) {
         self.carry_values(None);
-        self.region = Some(Arc::clone(region));
+        // Once its events are dropped, the buffer of the lines read can take
+        // the lines of a chunk pushed later.
+        self.spare_region = self.region.replace(Arc::clone(region));
     }
 
     /// Copies every value still needed into a new `carry`, with `id` as the
@@ -779,7 +808,9 @@ impl FieldState {
             .filter(|(_, live, _)| *live)
             .map(|(_, _, span)| span.len())
             .sum();
-        let mut carry = String::with_capacity(len + last_event_id.map_or(0, str::len));
+        let mut carry = mem::take(&mut self.spare_carry);
+        carry.clear();
+        carry.reserve(len + last_event_id.map_or(0, str::len));
         let mut spans = [Span::default(); 4];
         for ((bit, live, span), new) in live.into_iter().zip(&mut spans) {
             if live {
@@ -803,7 +834,16 @@ impl FieldState {
         }
         [self.data, self.event_type, self.id, self.last_event_id] = spans;
         self.carried = carried;
-        self.carry = Some(Arc::new(carry));
+        // The old buffer is taken over when no `Text` holds it any more.
+        match self.carry.as_mut().and_then(Arc::get_mut) {
+            Some(old) => {
+                mem::swap(old, &mut carry);
+                if carry.capacity() <= KEPT_JOINED_CAPACITY {
+                    self.spare_carry = carry;
+                }
+            }
+            None => self.carry = Some(Arc::new(carry)),
+        }
     }
 
     fn last_event_id(&self) -> &str {
