@@ -9,10 +9,10 @@
 //!
 //! - `tower-sse Decoder`: `Decoder::next_event`, a `MessageEvent` of three
 //!   `String`s.
-//! - `tower-sse Decoder (Text)`: `Decoder::next_shared_event`, a
-//!   `MessageEvent<Text>`: three reference-counted slices of the decoded
-//!   chunk, `'static`, `Send` and cheap to clone.
-//! - `tower-sse DecodeStream` and `DecodeStream (Text)`: the same over an
+//! - `tower-sse Decoder (shared)`: `Decoder::next_shared_event`, a
+//!   `SharedEvent`: its three strings are slices of the decoded chunk, under
+//!   one reference count; `'static`, `Send` and cheap to clone.
+//! - `tower-sse DecodeStream` and `DecodeStream (shared)`: the same over an
 //!   `http_body::Body` of the chunks.
 //! - `eventsource-stream`: an `Event` of `String`s (type, data, id; retry).
 //! - `sse-stream`: a raw block, `Sse`, of `Option<String>`s: it does not
@@ -150,17 +150,17 @@ fn tower_sse_decoder(chunks: &[Bytes], each: Each<'_>) {
 }
 
 #[inline(never)]
-fn tower_sse_decoder_text(chunks: &[Bytes], each: Each<'_>) {
+fn tower_sse_decoder_shared(chunks: &[Bytes], each: Each<'_>) {
     let mut decoder = decoder();
     for chunk in chunks {
         decoder.push(chunk);
         while let Some(event) = decoder.next_shared_event().expect("decodes") {
-            each(&event.event_type, &event.data, &event.last_event_id);
+            each(event.event_type(), event.data(), event.last_event_id());
         }
     }
     decoder.finish();
     while let Some(event) = decoder.next_shared_event().expect("decodes") {
-        each(&event.event_type, &event.data, &event.last_event_id);
+        each(event.event_type(), event.data(), event.last_event_id());
     }
 }
 
@@ -176,12 +176,12 @@ fn tower_sse_stream(chunks: &[Bytes], each: Each<'_>) {
 }
 
 #[inline(never)]
-fn tower_sse_stream_text(chunks: &[Bytes], each: Each<'_>) {
+fn tower_sse_stream_shared(chunks: &[Bytes], each: Each<'_>) {
     drain(
         DecodeStream::shared_with_decoder(body(chunks), decoder()),
         |event| {
             let event = event.expect("decodes");
-            each(&event.event_type, &event.data, &event.last_event_id);
+            each(event.event_type(), event.data(), event.last_event_id());
         },
     );
 }
@@ -211,9 +211,9 @@ type Parser = fn(&[Bytes], Each<'_>);
 
 const PARSERS: [(&str, Parser); 6] = [
     ("tower-sse Decoder", tower_sse_decoder),
-    ("tower-sse Decoder (Text)", tower_sse_decoder_text),
+    ("tower-sse Decoder (shared)", tower_sse_decoder_shared),
     ("tower-sse DecodeStream", tower_sse_stream),
-    ("tower-sse DecodeStream (Text)", tower_sse_stream_text),
+    ("tower-sse DecodeStream (shared)", tower_sse_stream_shared),
     ("eventsource-stream", eventsource_stream),
     ("sse-stream", sse_stream),
 ];

@@ -11,11 +11,11 @@
 //! how a client reads the response of an SSE endpoint, or how a test checks what
 //! a server wrote.
 //!
-//! Events come with `String` fields ([`Decoder::next_event`]), or with
-//! [`Text`] fields ([`Decoder::next_shared_event`], [`DecodeStream::shared`]):
-//! slices of the buffer each chunk's lines were decoded into, which cost no
-//! allocation or copy per event. The shared form is the fastest way to read a
-//! stream.
+//! Events come as [`MessageEvent`]s, of `String`s ([`Decoder::next_event`],
+//! [`DecodeStream::new`]), or as [`SharedEvent`]s
+//! ([`Decoder::next_shared_event`], [`DecodeStream::shared`]): slices of the
+//! buffer each chunk's lines were decoded into, which cost no allocation or
+//! copy per event. The shared form is the fastest way to read a stream.
 //!
 //! # Example
 //!
@@ -70,9 +70,9 @@ const DEFAULT_MAX_EVENT_LEN: usize = 1024 * 1024;
 /// Memory is bounded by the bytes pushed but not yet parsed, one line of at most
 /// [`max_line_len`](Decoder::max_line_len) bytes, and one pending event of at
 /// most [`max_event_len`](Decoder::max_event_len) bytes. The lines a chunk
-/// completes are decoded from UTF-8 when it is pushed, into one buffer that the
-/// [`Text`]s of shared events slice: such a buffer lives as long as the last
-/// `Text` of it.
+/// completes are decoded from UTF-8 when it is pushed, into one buffer that
+/// [`SharedEvent`]s slice: such a buffer lives as long as the last event that
+/// slices it.
 ///
 /// # Example
 ///
@@ -204,9 +204,10 @@ impl Decoder {
         Ok(self.next_shared_event()?.map(MessageEvent::from))
     }
 
-    /// Like [`next_event`](Decoder::next_event), but the event's strings are
-    /// [`Text`]s: slices of the buffer its bytes were decoded into, made
-    /// without allocating or copying. The fastest way to read a stream.
+    /// Like [`next_event`](Decoder::next_event), but the event is a
+    /// [`SharedEvent`], whose strings are slices of the buffer its bytes were
+    /// decoded into, made without allocating or copying. The fastest way to
+    /// read a stream.
     ///
     /// ```
     /// use tower_sse::decode::Decoder;
@@ -215,7 +216,7 @@ impl Decoder {
     /// decoder.push(b"id: 7\nevent: greeting\ndata: hello\n\n");
     /// let event = decoder.next_shared_event()?.expect("an event");
     /// assert_eq!(
-    ///     (&*event.event_type, &*event.data, &*event.last_event_id),
+    ///     (event.event_type(), event.data(), event.last_event_id()),
     ///     ("greeting", "hello", "7"),
     /// );
     /// # Ok::<(), tower_sse::decode::DecodeError>(())
@@ -224,7 +225,7 @@ impl Decoder {
     /// # Errors
     ///
     /// As [`next_event`](Decoder::next_event).
-    pub fn next_shared_event(&mut self) -> Result<Option<MessageEvent<Text>>, DecodeError> {
+    pub fn next_shared_event(&mut self) -> Result<Option<SharedEvent>, DecodeError> {
         loop {
             match self.next_parsed()? {
                 Some(Parsed::Event(event)) => return Ok(Some(event)),
@@ -411,8 +412,8 @@ impl fmt::Debug for Decoder {
 }
 
 /// The stream's bytes on their way to lines: complete lines are decoded from
-/// UTF-8 as soon as they are pushed, into shared buffers that the events'
-/// [`Text`]s slice; the start of a line still arriving waits as bytes.
+/// UTF-8 as soon as they are pushed, into shared buffers that
+/// [`SharedEvent`]s slice; the start of a line still arriving waits as bytes.
 ///
 /// Decoding only complete lines gives the result of decoding the whole
 /// stream at once: CR and LF are ASCII, so no UTF-8 sequence, valid or not,
@@ -472,7 +473,7 @@ impl Input {
     }
 
     /// Appends `chunk`; `spare` is a buffer of lines read before, to decode
-    /// into if no `Text` holds it any more.
+    /// into if no event holds it any more.
     fn push(&mut self, mut chunk: &[u8], spare: &mut Option<Arc<String>>) {
         // Let the lines read go now rather than at the next read.
         if self
@@ -585,7 +586,7 @@ fn decode(bytes: &[u8]) -> String {
     }
 }
 
-/// [`decode`] into `spare` when no `Text` holds it any more, sparing two
+/// [`decode`] into `spare` when no event holds it any more, sparing two
 /// allocations (the buffer and its count) per chunk.
 fn decode_into(bytes: &[u8], spare: &mut Option<Arc<String>>) -> Arc<String> {
     let text = match std::str::from_utf8(bytes) {
@@ -658,8 +659,8 @@ fn controls(word: u64) -> u64 {
 /// them.
 ///
 /// Values are kept as spans of the decoded lines being read, `region`, and
-/// made into [`Text`]s when an event is dispatched: a reference is counted
-/// per field of an event, not per line. Values still needed when the decoder
+/// become the parts of a [`SharedEvent`] when it is dispatched: a reference
+/// is counted per event, not per line or field. Values still needed when the decoder
 /// moves on to other lines (those of a block split across chunks, and the
 /// last event id) are copied into a small buffer of their own, `carry`.
 /// The spans are plain numbers, and which buffer each refers to a bit: no
@@ -680,13 +681,13 @@ struct FieldState {
     set: u8,
     /// Which spans refer to `carry`: the same bits, and `LAST_EVENT_ID`.
     carried: u8,
-    /// The block's one `data` value, when `set` has `DATA_ONE`.
-    data: Span,
-    event_type: Span,
-    /// The id buffer, when the block set it; otherwise it equals the last
-    /// event id.
-    id: Span,
-    last_event_id: Span,
+    /// Where the values are ([`DATA`]: the block's one `data` value, when
+    /// `set` has `DATA_ONE`; [`TYPE`]; [`ID_BUFFER`]: the id buffer, when the
+    /// block set it, otherwise it equals the last event id; [`LAST_ID`]).
+    /// Starts and ends are apart, not in pairs, so that a span is never read
+    /// as one piece after its two halves were stored: that would stall.
+    starts: [usize; 4],
+    ends: [usize; 4],
     /// The data buffer's length as the rules count it: every value plus the
     /// LF appended after it.
     data_len: usize,
@@ -710,6 +711,12 @@ impl Span {
     }
 }
 
+/// The indices of the spans of [`FieldState`].
+const DATA: usize = 0;
+const TYPE: usize = 1;
+const ID_BUFFER: usize = 2;
+const LAST_ID: usize = 3;
+
 const DATA_ONE: u8 = 1;
 const DATA_JOINED: u8 = 2;
 const EVENT_TYPE: u8 = 4;
@@ -729,14 +736,25 @@ impl FieldState {
             spare_region: None,
             set: 0,
             carried: LAST_EVENT_ID,
-            data: Span::default(),
-            event_type: Span::default(),
-            id: Span::default(),
-            last_event_id: Span::default(),
+            starts: [0; 4],
+            ends: [0; 4],
             data_len: 0,
             joined: String::new(),
             reconnection_time: None,
             max_event_len: DEFAULT_MAX_EVENT_LEN,
+        }
+    }
+
+    fn span(&self, index: usize) -> Span {
+        Span {
+            start: self.starts.get(index).copied().unwrap_or_default(),
+            end: self.ends.get(index).copied().unwrap_or_default(),
+        }
+    }
+
+    fn set_span(&mut self, index: usize, span: Span) {
+        if let (Some(start), Some(end)) = (self.starts.get_mut(index), self.ends.get_mut(index)) {
+            (*start, *end) = (span.start, span.end);
         }
     }
 
@@ -753,12 +771,6 @@ impl FieldState {
         self.buffer(bit)
             .and_then(|buffer| buffer.get(span.start..span.end))
             .unwrap_or_default()
-    }
-
-    fn text(&self, bit: u8, span: Span) -> Text {
-        self.buffer(bit).map_or_else(Text::new, |buffer| {
-            Text::slice(buffer, span.start, span.end)
-        })
     }
 
     /// Makes `region` the lines that new spans refer to, first copying the
@@ -798,10 +810,10 @@ impl FieldState {
         }
         let mut carried = 0;
         let live = [
-            (DATA_ONE, self.set & DATA_ONE != 0, self.data),
-            (EVENT_TYPE, self.set & EVENT_TYPE != 0, self.event_type),
-            (ID, self.set & ID != 0, self.id),
-            (LAST_EVENT_ID, last_event_id.is_none(), self.last_event_id),
+            (DATA_ONE, self.set & DATA_ONE != 0, self.span(DATA)),
+            (EVENT_TYPE, self.set & EVENT_TYPE != 0, self.span(TYPE)),
+            (ID, self.set & ID != 0, self.span(ID_BUFFER)),
+            (LAST_EVENT_ID, last_event_id.is_none(), self.span(LAST_ID)),
         ];
         let len: usize = live
             .iter()
@@ -832,9 +844,11 @@ impl FieldState {
             };
             carried |= LAST_EVENT_ID;
         }
-        [self.data, self.event_type, self.id, self.last_event_id] = spans;
+        for (index, span) in spans.into_iter().enumerate() {
+            self.set_span(index, span);
+        }
         self.carried = carried;
-        // The old buffer is taken over when no `Text` holds it any more.
+        // The old buffer is taken over when no event holds it any more.
         match self.carry.as_mut().and_then(Arc::get_mut) {
             Some(old) => {
                 mem::swap(old, &mut carry);
@@ -847,7 +861,7 @@ impl FieldState {
     }
 
     fn last_event_id(&self) -> &str {
-        self.str(LAST_EVENT_ID, self.last_event_id)
+        self.str(LAST_EVENT_ID, self.span(LAST_ID))
     }
 
     #[cfg(feature = "client")]
@@ -882,7 +896,7 @@ impl FieldState {
         match field {
             Field::Data => {
                 let event_type_len = if self.set & EVENT_TYPE != 0 {
-                    self.event_type.len()
+                    self.span(TYPE).len()
                 } else {
                     0
                 };
@@ -894,12 +908,12 @@ impl FieldState {
                 if self.set & (DATA_ONE | DATA_JOINED) == 0 {
                     self.set |= DATA_ONE;
                     self.carried &= !DATA_ONE;
-                    self.data = span;
+                    self.set_span(DATA, span);
                     return Ok(());
                 }
                 let mut joined = mem::take(&mut self.joined);
                 if self.set & DATA_ONE != 0 {
-                    let first = self.str(DATA_ONE, self.data);
+                    let first = self.str(DATA_ONE, self.span(DATA));
                     joined.clear();
                     joined.reserve(first.len() + 1 + value.len());
                     joined.push_str(first);
@@ -920,13 +934,13 @@ impl FieldState {
                 }
                 self.set |= EVENT_TYPE;
                 self.carried &= !EVENT_TYPE;
-                self.event_type = span;
+                self.set_span(TYPE, span);
             }
             // An id holding NUL is ignored as a whole, not truncated.
             Field::Id if !has_nul(value) => {
                 self.set |= ID;
                 self.carried &= !ID;
-                self.id = span;
+                self.set_span(ID_BUFFER, span);
             }
             Field::Retry => {
                 if let Some(millis) = parse_retry(value) {
@@ -941,16 +955,16 @@ impl FieldState {
     // Inlined into the parser, so that the event is made where it is
     // returned.
     #[inline(always)]
-    fn dispatch(&mut self) -> Option<MessageEvent<Text>> {
+    fn dispatch(&mut self) -> Option<SharedEvent> {
         let set = mem::take(&mut self.set);
         self.data_len = 0;
         // Spans are read into locals before any is stored: reading one just
         // stored, word by word, as a whole would stall.
-        let (id, id_carried) = (self.id, self.carried & ID != 0);
-        let (data, event_type) = (self.data, self.event_type);
+        let (id, event_type, data) = (self.span(ID_BUFFER), self.span(TYPE), self.span(DATA));
+        let carried = self.carried;
         if set & ID != 0 {
-            self.last_event_id = id;
-            if id_carried {
+            self.set_span(LAST_ID, id);
+            if carried & ID != 0 {
                 self.carried |= LAST_EVENT_ID;
             } else {
                 self.carried &= !LAST_EVENT_ID;
@@ -959,30 +973,87 @@ impl FieldState {
         if set & (DATA_ONE | DATA_JOINED) == 0 {
             return None;
         }
-        let data = if set & DATA_ONE != 0 {
-            self.text(DATA_ONE, data)
+        let (id, id_bit) = if set & ID != 0 {
+            (id, ID)
         } else {
-            let data = Text::from(self.joined.as_str());
-            if self.joined.capacity() > KEPT_JOINED_CAPACITY {
-                self.joined = String::new();
-            }
-            data
+            (self.span(LAST_ID), LAST_EVENT_ID)
         };
-        let event_type = if set & EVENT_TYPE != 0 && event_type.len() > 0 {
-            self.text(EVENT_TYPE, event_type)
+        let has_type = set & EVENT_TYPE != 0 && event_type.len() > 0;
+        if set & DATA_ONE == 0 {
+            return Some(self.joined_event(has_type.then_some(event_type), id, id_bit));
+        }
+        // A part is in the lines being read (buffer 0) or in the carry
+        // buffer (1); only the buffers used are counted.
+        let source = |bit: u8| usize::from(carried & bit != 0);
+        let data_source = source(DATA_ONE);
+        let (type_source, type_start, type_end) = if has_type {
+            (source(EVENT_TYPE), event_type.start, event_type.end)
         } else {
-            Text::from_static("message")
+            (STATIC_PART, 0, STATIC_TEXT.len())
         };
-        let last_event_id = if set & ID != 0 {
-            self.text(ID, id)
+        let (id_source, id_start, id_end) = if id.len() > 0 {
+            (source(id_bit), id.start, id.end)
         } else {
-            self.text(LAST_EVENT_ID, self.last_event_id)
+            (STATIC_PART, 0, 0)
         };
-        Some(MessageEvent {
-            event_type,
-            data,
-            last_event_id,
+        let uses =
+            |source: usize| type_source == source || data_source == source || id_source == source;
+        let region = if uses(0) { self.region.clone() } else { None };
+        let carry = if uses(1) { self.carry.clone() } else { None };
+        Some(SharedEvent {
+            buffers: [region, carry],
+            parts: [
+                Part {
+                    source: type_source,
+                    start: type_start,
+                    end: type_end,
+                },
+                Part {
+                    source: data_source,
+                    start: data.start,
+                    end: data.end,
+                },
+                Part {
+                    source: id_source,
+                    start: id_start,
+                    end: id_end,
+                },
+            ],
         })
+    }
+
+    /// An event of several `data` lines: its joined data get a buffer of
+    /// their own, and its type and id are copied there too, so that it
+    /// counts one reference.
+    #[cold]
+    #[inline(never)]
+    fn joined_event(&mut self, event_type: Option<Span>, id: Span, id_bit: u8) -> SharedEvent {
+        let event_type = event_type.map_or("", |span| self.str(EVENT_TYPE, span));
+        let id = self.str(id_bit, id);
+        let mut buffer = String::with_capacity(self.joined.len() + event_type.len() + id.len());
+        let mut part = |text: &str| {
+            let start = buffer.len();
+            buffer.push_str(text);
+            Part {
+                source: 0,
+                start,
+                end: buffer.len(),
+            }
+        };
+        let data = part(&self.joined);
+        let event_type = if event_type.is_empty() {
+            Part::MESSAGE
+        } else {
+            part(event_type)
+        };
+        let id = part(id);
+        if self.joined.capacity() > KEPT_JOINED_CAPACITY {
+            self.joined = String::new();
+        }
+        SharedEvent {
+            buffers: [Some(Arc::new(buffer)), None],
+            parts: [event_type, data, id],
+        }
     }
 }
 
@@ -1054,7 +1125,7 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
 
 /// What [`Decoder::parse`] reads: an event or, when asked for, a comment.
 enum Parsed {
-    Event(MessageEvent<Text>),
+    Event(SharedEvent),
     Comment(String),
 }
 
@@ -1072,250 +1143,147 @@ pub enum DecodedItem {
 
 /// An event as a browser's `EventSource` would fire it.
 ///
-/// Its strings are `String`s by default, as [`Decoder::next_event`] and
-/// [`DecodeStream`] return them. [`Decoder::next_shared_event`] returns a
-/// `MessageEvent<Text>` instead, whose strings are slices of the decoder's
-/// buffers: no allocation or copy per event.
+/// [`SharedEvent`] is the same event without a copy of its strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageEvent<S = String> {
+pub struct MessageEvent {
     /// The event's type: the block's `event` field, or `"message"` when it had
     /// none.
-    pub event_type: S,
+    pub event_type: String,
     /// The event's data: the block's `data` values joined with LF.
-    pub data: S,
+    pub data: String,
     /// The stream's last event id when the event was dispatched: set by the
     /// latest `id` field, in this block or an earlier one.
-    pub last_event_id: S,
+    pub last_event_id: String,
 }
 
-impl From<MessageEvent<Text>> for MessageEvent {
-    fn from(event: MessageEvent<Text>) -> Self {
+impl From<SharedEvent> for MessageEvent {
+    fn from(event: SharedEvent) -> Self {
         Self {
-            event_type: event.event_type.into(),
-            data: event.data.into(),
-            last_event_id: event.last_event_id.into(),
+            event_type: event.event_type().to_owned(),
+            data: event.data().to_owned(),
+            last_event_id: event.last_event_id().to_owned(),
         }
     }
 }
 
-impl From<MessageEvent> for MessageEvent<Text> {
-    fn from(event: MessageEvent) -> Self {
-        Self {
-            event_type: event.event_type.into(),
-            data: event.data.into(),
-            last_event_id: event.last_event_id.into(),
-        }
-    }
-}
-
-/// A string read from an event stream: immutable, cheap to clone, and read
-/// as a `&str` (it derefs to [`str`]).
+/// A [`MessageEvent`] read without a copy: its type, data and last event id
+/// are slices of the buffer the decoder decoded the stream's lines into.
 ///
-/// The decoder decodes the lines of each pushed chunk into one buffer, and
-/// the fields of [`Decoder::next_shared_event`]'s events are slices of it:
-/// making or cloning a `Text` counts a reference, it copies nothing. The
-/// buffer is freed with the last `Text` that slices it, so a small `Text`
-/// kept for long keeps its whole buffer (about one chunk): keep a `String`
-/// (`String::from(text)`) instead.
+/// Made by [`Decoder::next_shared_event`] and [`DecodeStream::shared`], with
+/// no allocation or copy per event (one for an event of several `data`
+/// lines, whose values are joined). It is `'static`, `Send` and `Sync`, and
+/// cloning it counts a reference. The buffer (about one pushed chunk) lives
+/// as long as the last event that slices it: to keep an event for long, keep
+/// a [`MessageEvent`] (`MessageEvent::from(event)`) instead.
 ///
 /// ```
-/// use tower_sse::decode::{Decoder, Text};
+/// use tower_sse::decode::{Decoder, MessageEvent};
 ///
 /// let mut decoder = Decoder::new();
-/// decoder.push(b"event: price\ndata: {\"bid\":101.25}\n\n");
+/// decoder.push(b"id: 7\nevent: price\ndata: {\"bid\":101.25}\n\n");
 /// let event = decoder.next_shared_event()?.expect("an event");
-/// assert_eq!(event.event_type, "price");
-/// assert!(event.data.starts_with('{'));
-/// let data: String = event.data.into();
-/// assert_eq!(data, r#"{"bid":101.25}"#);
-/// assert_eq!(Text::from_static("message"), *"message");
+/// assert_eq!(event.event_type(), "price");
+/// assert_eq!(event.data(), r#"{"bid":101.25}"#);
+/// assert_eq!(event.last_event_id(), "7");
+/// let owned = MessageEvent::from(event);
+/// assert_eq!(owned.data, r#"{"bid":101.25}"#);
 /// # Ok::<(), tower_sse::decode::DecodeError>(())
 /// ```
 #[derive(Clone)]
-pub struct Text(Repr);
-
-#[derive(Clone)]
-enum Repr {
-    Static(&'static str),
-    /// `buf[start..end]`, both on character boundaries.
-    Shared {
-        buf: Arc<String>,
-        start: usize,
-        end: usize,
-    },
+pub struct SharedEvent {
+    /// The buffers the parts slice: the lines being read, and the values the
+    /// decoder kept from lines read before (or an event's own buffer). The
+    /// usual event needs the first only: one reference count.
+    buffers: [Option<Arc<String>>; 2],
+    /// The type, the data and the last event id, in that order.
+    parts: [Part; 3],
 }
 
-impl Text {
-    /// The empty string.
-    #[inline]
-    pub const fn new() -> Self {
-        Self(Repr::Static(""))
-    }
-
-    /// A `Text` of a string that lives forever: no allocation.
-    #[inline]
-    pub const fn from_static(text: &'static str) -> Self {
-        Self(Repr::Static(text))
-    }
-
-    /// `buf[start..end]`; both must be character boundaries.
-    #[inline]
-    fn slice(buf: &Arc<String>, start: usize, end: usize) -> Self {
-        Self(Repr::Shared {
-            buf: Arc::clone(buf),
-            start,
-            end,
-        })
-    }
-
-    /// The string.
-    #[inline]
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Static(text) => text,
-            Repr::Shared { buf, start, end } => buf.get(*start..*end).unwrap_or_default(),
-        }
-    }
+/// Where a part of a [`SharedEvent`] is.
+#[derive(Clone, Copy, Debug)]
+struct Part {
+    /// The buffer: an index into `buffers`, or [`STATIC_PART`]. A word, as
+    /// the others: a smaller field makes moves of parts stall.
+    source: usize,
+    start: usize,
+    end: usize,
 }
 
-impl Default for Text {
-    #[inline]
-    fn default() -> Self {
-        Self::new()
-    }
+/// The `source` of a part that slices [`STATIC_TEXT`].
+const STATIC_PART: usize = 2;
+
+/// What a part of [`STATIC_PART`] slices: the default event type.
+const STATIC_TEXT: &str = "message";
+
+impl Part {
+    const MESSAGE: Self = Self {
+        source: STATIC_PART,
+        start: 0,
+        end: STATIC_TEXT.len(),
+    };
 }
 
-impl std::ops::Deref for Text {
-    type Target = str;
-
+impl SharedEvent {
+    /// The event's type: the block's `event` field, or `"message"` when it
+    /// had none.
     #[inline]
-    fn deref(&self) -> &str {
-        self.as_str()
+    pub fn event_type(&self) -> &str {
+        self.part(0)
     }
-}
 
-impl AsRef<str> for Text {
+    /// The event's data: the block's `data` values joined with LF.
     #[inline]
-    fn as_ref(&self) -> &str {
-        self.as_str()
+    pub fn data(&self) -> &str {
+        self.part(1)
     }
-}
 
-impl AsRef<[u8]> for Text {
+    /// The stream's last event id when the event was dispatched: set by the
+    /// latest `id` field, in this block or an earlier one.
     #[inline]
-    fn as_ref(&self) -> &[u8] {
-        self.as_str().as_bytes()
+    pub fn last_event_id(&self) -> &str {
+        self.part(2)
+    }
+
+    #[inline]
+    fn part(&self, index: usize) -> &str {
+        let Some(part) = self.parts.get(index) else {
+            return "";
+        };
+        let buffer = match self.buffers.get(part.source) {
+            Some(buffer) => buffer.as_deref().map_or("", String::as_str),
+            None => STATIC_TEXT,
+        };
+        buffer.get(part.start..part.end).unwrap_or_default()
     }
 }
 
-impl std::borrow::Borrow<str> for Text {
-    #[inline]
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl fmt::Debug for Text {
-    #[inline]
+impl fmt::Debug for SharedEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
+        f.debug_struct("SharedEvent")
+            .field("event_type", &self.event_type())
+            .field("data", &self.data())
+            .field("last_event_id", &self.last_event_id())
+            .finish()
     }
 }
 
-impl fmt::Display for Text {
-    #[inline]
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.as_str(), f)
-    }
-}
-
-impl From<String> for Text {
-    /// Takes the string's buffer, without a copy.
-    #[inline]
-    fn from(text: String) -> Self {
-        let end = text.len();
-        Self(Repr::Shared {
-            buf: Arc::new(text),
-            start: 0,
-            end,
-        })
-    }
-}
-
-impl From<&str> for Text {
-    #[inline]
-    fn from(text: &str) -> Self {
-        Self::from(text.to_owned())
-    }
-}
-
-impl From<Text> for String {
-    /// Copies the string out, unless the `Text` is the only one left of a
-    /// whole buffer: then it takes the buffer.
-    #[inline]
-    fn from(text: Text) -> Self {
-        match text.0 {
-            Repr::Static(text) => text.to_owned(),
-            Repr::Shared { buf, start, end } => {
-                if start == 0 && end == buf.len() {
-                    Arc::unwrap_or_clone(buf)
-                } else {
-                    buf.get(start..end).unwrap_or_default().to_owned()
-                }
-            }
-        }
-    }
-}
-
-impl PartialEq for Text {
-    #[inline]
+impl PartialEq for SharedEvent {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.event_type() == other.event_type()
+            && self.data() == other.data()
+            && self.last_event_id() == other.last_event_id()
     }
 }
 
-impl Eq for Text {}
+impl Eq for SharedEvent {}
 
-impl PartialOrd for Text {
-    #[inline]
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+impl PartialEq<MessageEvent> for SharedEvent {
+    fn eq(&self, other: &MessageEvent) -> bool {
+        self.event_type() == other.event_type
+            && self.data() == other.data
+            && self.last_event_id() == other.last_event_id
     }
 }
-
-impl Ord for Text {
-    #[inline]
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl std::hash::Hash for Text {
-    #[inline]
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-macro_rules! text_eq {
-    ($($other:ty),*) => {$(
-        impl PartialEq<$other> for Text {
-            #[inline]
-            fn eq(&self, other: &$other) -> bool {
-                self.as_str() == &other[..]
-            }
-        }
-
-        impl PartialEq<Text> for $other {
-            #[inline]
-            fn eq(&self, other: &Text) -> bool {
-                &self[..] == other.as_str()
-            }
-        }
-    )*};
-}
-
-text_eq!(str, &str, String);
 
 /// The error of [`Decoder::next_event`] and [`DecodeStream`]: a limit was
 /// exceeded or the body failed.
@@ -1417,8 +1385,8 @@ pin_project! {
     /// without its closing empty line is discarded; after an error, the stream
     /// ends.
     ///
-    /// Its events' strings are `String`s ([`Decoder::next_event`]), or
-    /// [`Text`]s for a stream made with [`shared`](DecodeStream::shared)
+    /// Its events are [`MessageEvent`]s ([`Decoder::next_event`]), or
+    /// [`SharedEvent`]s for a stream made with [`shared`](DecodeStream::shared)
     /// ([`Decoder::next_shared_event`]: no copy per event).
     ///
     /// # Example
@@ -1445,12 +1413,12 @@ pin_project! {
     /// ```
     #[must_use = "streams do nothing unless polled"]
     #[derive(Debug)]
-    pub struct DecodeStream<B, S = String> {
+    pub struct DecodeStream<B, E = MessageEvent> {
         #[pin]
         body: B,
         decoder: Decoder,
         state: State,
-        events: PhantomData<fn() -> S>,
+        events: PhantomData<fn() -> E>,
     }
 }
 
@@ -1467,9 +1435,9 @@ impl<B> DecodeStream<B> {
     }
 }
 
-impl<B> DecodeStream<B, Text> {
-    /// Decodes `body` with a [`Decoder`] of default limits into events whose
-    /// strings are [`Text`]s, as [`Decoder::next_shared_event`] returns them.
+impl<B> DecodeStream<B, SharedEvent> {
+    /// Decodes `body` with a [`Decoder`] of default limits into
+    /// [`SharedEvent`]s, as [`Decoder::next_shared_event`] returns them.
     ///
     /// ```
     /// use bytes::Bytes;
@@ -1482,7 +1450,7 @@ impl<B> DecodeStream<B, Text> {
     /// let body = Full::new(Bytes::from_static(b"event: tick\ndata: 1\n\n"));
     /// let mut events = DecodeStream::shared(body);
     /// let event = events.next().await.expect("an event")?;
-    /// assert_eq!((&*event.event_type, &*event.data), ("tick", "1"));
+    /// assert_eq!((event.event_type(), event.data()), ("tick", "1"));
     /// # Ok(())
     /// # }
     /// ```
@@ -1497,7 +1465,7 @@ impl<B> DecodeStream<B, Text> {
     }
 }
 
-impl<B, S> DecodeStream<B, S> {
+impl<B, E> DecodeStream<B, E> {
     fn from_parts(body: B, decoder: Decoder) -> Self {
         Self {
             body,
@@ -1527,13 +1495,13 @@ where
     }
 }
 
-impl<B> Stream for DecodeStream<B, Text>
+impl<B> Stream for DecodeStream<B, SharedEvent>
 where
     B: Body,
     B::Data: Buf,
     B::Error: Into<BoxError>,
 {
-    type Item = Result<MessageEvent<Text>, DecodeError>;
+    type Item = Result<SharedEvent, DecodeError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
@@ -1678,7 +1646,7 @@ where
     }
 }
 
-impl<B> FusedStream for DecodeStream<B, Text>
+impl<B> FusedStream for DecodeStream<B, SharedEvent>
 where
     B: Body,
     B::Data: Buf,
@@ -1749,15 +1717,44 @@ mod tests {
         assert_eq!(decoder.input.pending, b"data: c");
         let first = decoder.next_shared_event().ok().flatten();
         let second = decoder.next_shared_event().ok().flatten();
-        let buffers = |event: &MessageEvent<Text>| {
-            [&event.event_type, &event.data, &event.last_event_id].map(|text| match &text.0 {
-                Repr::Shared { buf, .. } => Some(Arc::as_ptr(buf)),
-                Repr::Static(_) => None,
-            })
+        // The event's buffers, and the buffer of each of its parts.
+        let buffers = |event: &SharedEvent| {
+            let buffers = event
+                .buffers
+                .each_ref()
+                .map(|buffer| buffer.as_ref().map(Arc::as_ptr));
+            let parts = event
+                .parts
+                .map(|part| buffers.get(part.source).copied().flatten());
+            (buffers, parts)
         };
         let region = decoder.input.current.as_ref().map(Arc::as_ptr);
-        assert_eq!(first.as_ref().map(buffers), Some([None, region, None]));
-        assert_eq!(second.as_ref().map(buffers), Some([region; 3]));
+        assert!(region.is_some());
+        assert_eq!(
+            first.as_ref().map(buffers),
+            Some(([region, None], [None, region, None]))
+        );
+        assert_eq!(
+            second.as_ref().map(buffers),
+            Some(([region, None], [region; 3]))
+        );
+    }
+
+    #[test]
+    fn an_event_of_several_data_lines_has_a_buffer_of_its_own() {
+        let mut decoder = Decoder::new();
+        decoder.push(b"id: 1\n\n");
+        assert_eq!(decoder.next_event().ok(), Some(None));
+        decoder.push(b"event: e\ndata: a\ndata: b\n\n");
+        let event = decoder.next_shared_event().ok().flatten();
+        let event = event.as_ref();
+        assert!(
+            event.is_some_and(|event| event.buffers[0].is_some() && event.buffers[1].is_none())
+        );
+        assert_eq!(
+            event.map(|event| (event.event_type(), event.data(), event.last_event_id())),
+            Some(("e", "a\nb", "1"))
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use http_body::Frame;
 use http_body_util::{Full, StreamBody};
 use proptest::prelude::*;
 use tower_sse::decode::{
-    DecodeError, DecodeItems, DecodeStream, DecodedItem, Decoder, MessageEvent, Text,
+    DecodeError, DecodeItems, DecodeStream, DecodedItem, Decoder, MessageEvent, SharedEvent,
 };
 
 /// Everything a client can observe after feeding a whole stream.
@@ -1219,74 +1219,47 @@ proptest! {
     }
 }
 
-// Events whose strings are shared: `Text`.
+// Events whose strings are shared: `SharedEvent`.
 
-fn shared_events(decoder: &mut Decoder) -> Vec<MessageEvent<Text>> {
+fn shared_events(decoder: &mut Decoder) -> Vec<SharedEvent> {
     std::iter::from_fn(|| decoder.next_shared_event().expect("no limit is hit")).collect()
 }
 
 #[test]
-fn shared_event_fields_read_as_str() {
+fn shared_events_read_their_parts_as_str() {
     let mut decoder = Decoder::new();
     decoder.push(b"id: 7\nevent: greeting\ndata: h\xC3\xA9llo\ndata: world\n\ndata: x\n\n");
     let events = shared_events(&mut decoder);
     assert_eq!(events.len(), 2);
     let first = &events[0];
-    assert_eq!(first.event_type, "greeting");
-    assert_eq!(first.data, "h\u{e9}llo\nworld");
-    assert_eq!(&*first.last_event_id, "7");
-    assert_eq!(first.data.lines().count(), 2);
-    assert_eq!(first.event_type.to_string(), "greeting");
-    assert_eq!(format!("{:?}", first.event_type), "\"greeting\"");
+    assert_eq!(
+        (first.event_type(), first.data(), first.last_event_id()),
+        ("greeting", "h\u{e9}llo\nworld", "7")
+    );
     let second = &events[1];
     assert_eq!(
-        (second.event_type.as_str(), second.data.as_str()),
-        ("message", "x")
+        (second.event_type(), second.data(), second.last_event_id()),
+        ("message", "x", "7")
     );
-    assert_eq!(second.last_event_id, String::from("7"));
+    assert_eq!(
+        format!("{second:?}"),
+        r#"SharedEvent { event_type: "message", data: "x", last_event_id: "7" }"#
+    );
 }
 
 #[test]
-fn text_compares_hashes_and_orders_as_its_str() {
-    use std::collections::{BTreeSet, HashSet};
-
+fn shared_events_compare_and_convert_as_message_events() {
     let mut decoder = Decoder::new();
-    decoder.push(b"data: b\n\ndata: a\n\ndata: b\n\n");
-    let datas: Vec<Text> = shared_events(&mut decoder)
-        .into_iter()
-        .map(|event| event.data)
-        .collect();
-    let set: HashSet<Text> = datas.iter().cloned().collect();
-    assert_eq!(set.len(), 2);
-    assert!(set.contains("a"));
-    let ordered: Vec<&str> = datas
-        .iter()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .map(Text::as_str)
-        .collect();
-    assert_eq!(ordered, ["a", "b"]);
-    assert_eq!(datas[0], Text::from("b"));
-    assert_eq!(datas[0], datas[2]);
-    assert!("a" == datas[1] && datas[1] != "b");
-    assert_eq!(Text::new(), "");
-    assert_eq!(Text::default(), Text::from(String::new()));
-}
-
-#[test]
-fn text_converts_to_and_from_string() {
-    let mut decoder = Decoder::new();
-    decoder.push(b"event: e\ndata: one\ndata: two\n\n");
-    let shared = shared_events(&mut decoder).remove(0);
-    let data: String = shared.data.into();
-    assert_eq!(data, "one\ntwo");
-    assert_eq!(String::from(shared.event_type), "e");
-    assert_eq!(String::from(Text::from("owned")), "owned");
-
-    let owned = event("t", "d", "i");
-    let shared = MessageEvent::<Text>::from(owned.clone());
-    assert_eq!(shared.data, "d");
-    assert_eq!(MessageEvent::from(shared), owned);
+    decoder.push(b"event: e\ndata: one\ndata: two\n\ndata: x\n\ndata: x\n\n");
+    let events = shared_events(&mut decoder);
+    assert_eq!(events[0], event("e", "one\ntwo", ""));
+    assert_eq!(
+        MessageEvent::from(events[0].clone()),
+        event("e", "one\ntwo", "")
+    );
+    assert_eq!(events[1], events[2]);
+    assert_ne!(events[0], events[1]);
+    assert_eq!(events[1].clone(), message("x"));
 }
 
 #[test]
@@ -1297,7 +1270,7 @@ fn shared_events_outlive_the_decoder() {
     drop(decoder);
     let read: Vec<(&str, &str)> = events
         .iter()
-        .map(|event| (event.last_event_id.as_str(), event.data.as_str()))
+        .map(|event| (event.last_event_id(), event.data()))
         .collect();
     assert_eq!(read, [("1", "first"), ("2", "second")]);
 }
@@ -1312,14 +1285,12 @@ fn values_read_before_a_chunk_ends_are_kept_after_it() {
     decoder.push(b"data: x\n");
     decoder.push(b"\n");
     decoder.push(b"data: y\n\n");
-    let events = shared_events(&mut decoder);
     assert_eq!(
-        events,
-        [event("e", "x", "1"), event("message", "y", "1")].map(MessageEvent::<Text>::from)
+        shared_events(&mut decoder),
+        [event("e", "x", "1"), event("message", "y", "1")]
     );
-    decoder.push(b"data: z\r\n\r\n");
-    let events = shared_events(&mut decoder);
-    assert_eq!(events[0].last_event_id, "1");
+    decoder.push(b"event: f\ndata: z1\r\ndata: z2\r\n\r\n");
+    assert_eq!(shared_events(&mut decoder), [event("f", "z1\nz2", "1")]);
     assert_eq!(decoder.last_event_id(), "1");
 }
 
@@ -1331,7 +1302,7 @@ fn a_reset_keeps_the_last_event_id_read_from_lines_since_released() {
     decoder.reset();
     decoder.push(b"data: b\n\n");
     let events = shared_events(&mut decoder);
-    assert_eq!(events[0].last_event_id, "41");
+    assert_eq!(events[0].last_event_id(), "41");
 }
 
 #[tokio::test]
@@ -1346,6 +1317,7 @@ async fn shared_decode_stream_over_frames() {
     while let Some(event) = events.next().await {
         read.push(MessageEvent::from(event.expect("decodes")));
     }
+    let _: &DecodeStream<_, SharedEvent> = &events;
     assert_eq!(read, [event("tick", "a", "1"), event("message", "b", "1")]);
     assert!(futures_util::stream::FusedStream::is_terminated(&events));
     assert_eq!(events.decoder().last_event_id(), "1");
