@@ -15,7 +15,7 @@
 //!
 //! Options: `--rounds N` (default 300), `--no-keep-alive`, `--shared` (the
 //! encode workload's data as one shared `Arc<str>`, its id a run-time string;
-//! the decode workload's events with `Text` fields). It prints the best
+//! the decode workload's events as `SharedEvent`s). It prints the best
 //! and the median time per event (or per delivery) over the rounds; the best
 //! is the steadier figure on a shared machine.
 
@@ -239,7 +239,7 @@ fn publish() -> Result<Run, BoxError> {
 
 /// The decode benchmark's stream of `shape` (typical, multiline or large) in
 /// 16 KiB chunks; each run decodes all of it with a new `Decoder`, into
-/// `String` events (`next_event`) or, with `shared`, `Text` events
+/// `MessageEvent`s (`next_event`) or, with `shared`, `SharedEvent`s
 /// (`next_shared_event`).
 fn decode(shape: &str, shared: bool) -> Result<Run, BoxError> {
     let (events, bytes) = decode_shape(shape)?;
