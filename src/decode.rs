@@ -528,9 +528,20 @@ impl Input {
                 lines
             } else {
                 // A long one keeps its bytes, and the next long line gets a
-                // buffer of its size at once rather than growing one.
+                // buffer of its size at once rather than growing one: that
+                // of an earlier long line if no event holds it any more,
+                // since allocating and freeing such buffers for every line
+                // costs page faults.
                 self.long_line = self.pending.len();
-                Arc::new(decode_owned(mem::take(&mut self.pending)))
+                let lines = Arc::new(decode_owned(mem::take(&mut self.pending)));
+                if let Some(buffer) = spare.as_mut().and_then(Arc::get_mut) {
+                    if buffer.capacity() >= self.long_line {
+                        self.pending = mem::take(buffer).into_bytes();
+                        self.pending.clear();
+                        *spare = None;
+                    }
+                }
+                lines
             };
             self.enqueue(lines, true);
             rest = tail;
@@ -595,6 +606,12 @@ fn decode_into(bytes: &[u8], spare: &mut Option<Arc<String>>) -> Arc<String> {
     };
     if let Some(mut lines) = spare.take() {
         if let Some(buffer) = Arc::get_mut(&mut lines) {
+            // A buffer much larger than needed (a long line's) is kept for
+            // the next long line.
+            if buffer.capacity() > 2 * text.len() + SMALL_BUFFER {
+                *spare = Some(lines);
+                return Arc::new(text.into_owned());
+            }
             buffer.clear();
             buffer.push_str(&text);
             return lines;
@@ -602,6 +619,9 @@ fn decode_into(bytes: &[u8], spare: &mut Option<Arc<String>>) -> Arc<String> {
     }
     Arc::new(text.into_owned())
 }
+
+/// The size up to which any spare buffer may take a chunk's lines.
+const SMALL_BUFFER: usize = 16 * 1024;
 
 /// [`decode`] for bytes already owned: valid input keeps its buffer.
 fn decode_owned(bytes: Vec<u8>) -> String {
