@@ -3,7 +3,25 @@
 //! (used by `reqwest-eventsource`) and `sse-stream`, on the same bytes,
 //! delivered in the same 16 KiB chunks.
 //!
-//! Before timing, every parser's output is checked to be the same events
+//! Every contestant decodes the bytes into the owned events its users get,
+//! hands their type, data and id to the bench as `&str`s, and drops them (so
+//! the cost of freeing them counts too):
+//!
+//! - `tower-sse Decoder`: `Decoder::next_event`, a `MessageEvent` of three
+//!   `String`s.
+//! - `tower-sse Decoder (shared)`: `Decoder::next_shared_event`, a
+//!   `SharedEvent`: its three strings are slices of the decoded chunk, under
+//!   one reference count; `'static`, `Send` and cheap to clone.
+//! - `tower-sse DecodeStream` and `DecodeStream (shared)`: the same over an
+//!   `http_body::Body` of the chunks.
+//! - `eventsource-stream`: an `Event` of `String`s (type, data, id; retry).
+//! - `sse-stream`: a raw block, `Sse`, of `Option<String>`s: it does not
+//!   carry the last id over to later events (every event here that has an id
+//!   has its own) or default the type to "message", and it yields
+//!   metadata-only blocks too; the bench skips those and reads a missing type
+//!   as "message".
+//!
+//! Before timing, every contestant's output is checked to be the same events
 //! (type, data, id). Shapes: typical (id, event type, 256-byte JSON data),
 //! multiline (16 lines of 40 characters) and large (one 64 KiB line).
 //!
@@ -31,8 +49,8 @@ fn decoder() -> Decoder {
     Decoder::new().max_line_len(1024 * 1024)
 }
 
-/// An event as every parser reports it: (type, data, id).
-type Fields = (String, String, String);
+/// What the bench reads of each event: (type, data, id).
+type Each<'a> = &'a mut dyn FnMut(&str, &str, &str);
 
 struct Shape {
     name: &'static str,
@@ -106,89 +124,120 @@ fn drain<S: Stream + Unpin>(mut stream: S, mut each: impl FnMut(S::Item)) {
     }
 }
 
-#[inline(never)]
-fn tower_sse_decoder(chunks: &[Bytes], mut each: impl FnMut(Fields)) {
-    let mut decoder = decoder();
-    for chunk in chunks {
-        decoder.push(chunk);
-        while let Some(event) = decoder.next_event().expect("decodes") {
-            each((event.event_type, event.data, event.last_event_id));
-        }
-    }
-    decoder.finish();
-    while let Some(event) = decoder.next_event().expect("decodes") {
-        each((event.event_type, event.data, event.last_event_id));
-    }
-}
-
-#[inline(never)]
-fn tower_sse_stream(chunks: &[Bytes], mut each: impl FnMut(Fields)) {
-    let frames = stream::iter(
+/// The chunks as the frames of an `http_body::Body`.
+fn body(chunks: &[Bytes]) -> impl http_body::Body<Data = Bytes, Error = Infallible> + Unpin {
+    StreamBody::new(stream::iter(
         chunks
             .iter()
             .cloned()
             .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))),
-    );
+    ))
+}
+
+#[inline(never)]
+fn tower_sse_decoder(chunks: &[Bytes], each: Each<'_>) {
+    let mut decoder = decoder();
+    for chunk in chunks {
+        decoder.push(chunk);
+        while let Some(event) = decoder.next_event().expect("decodes") {
+            each(&event.event_type, &event.data, &event.last_event_id);
+        }
+    }
+    decoder.finish();
+    while let Some(event) = decoder.next_event().expect("decodes") {
+        each(&event.event_type, &event.data, &event.last_event_id);
+    }
+}
+
+#[inline(never)]
+fn tower_sse_decoder_shared(chunks: &[Bytes], each: Each<'_>) {
+    let mut decoder = decoder();
+    for chunk in chunks {
+        decoder.push(chunk);
+        while let Some(event) = decoder.next_shared_event().expect("decodes") {
+            each(event.event_type(), event.data(), event.last_event_id());
+        }
+    }
+    decoder.finish();
+    while let Some(event) = decoder.next_shared_event().expect("decodes") {
+        each(event.event_type(), event.data(), event.last_event_id());
+    }
+}
+
+#[inline(never)]
+fn tower_sse_stream(chunks: &[Bytes], each: Each<'_>) {
     drain(
-        DecodeStream::with_decoder(StreamBody::new(frames), decoder()),
+        DecodeStream::with_decoder(body(chunks), decoder()),
         |event| {
             let event = event.expect("decodes");
-            each((event.event_type, event.data, event.last_event_id));
+            each(&event.event_type, &event.data, &event.last_event_id);
         },
     );
 }
 
 #[inline(never)]
-fn eventsource_stream(chunks: &[Bytes], mut each: impl FnMut(Fields)) {
+fn tower_sse_stream_shared(chunks: &[Bytes], each: Each<'_>) {
+    drain(
+        DecodeStream::shared_with_decoder(body(chunks), decoder()),
+        |event| {
+            let event = event.expect("decodes");
+            each(event.event_type(), event.data(), event.last_event_id());
+        },
+    );
+}
+
+#[inline(never)]
+fn eventsource_stream(chunks: &[Bytes], each: Each<'_>) {
     let bytes = stream::iter(chunks.iter().cloned().map(Ok::<_, Infallible>));
     drain(eventsource_stream::EventStream::new(bytes), |event| {
         let event = event.expect("decodes");
-        each((event.event, event.data, event.id));
+        each(&event.event, &event.data, &event.id);
     });
 }
 
 #[inline(never)]
-fn sse_stream(chunks: &[Bytes], mut each: impl FnMut(Fields)) {
+fn sse_stream(chunks: &[Bytes], each: Each<'_>) {
     let bytes = stream::iter(chunks.iter().cloned().map(Ok::<_, std::io::Error>));
     drain(sse_stream::SseByteStream::new(bytes), |block| {
         let block = block.expect("decodes");
-        // Raw blocks: metadata-only blocks are skipped, the type defaults to
-        // "message", and an id is the block's own (every event here that has
-        // an id has its own).
-        if let Some(data) = block.data {
-            let event_type = block.event.unwrap_or_else(|| "message".to_owned());
-            each((event_type, data, block.id.unwrap_or_default()));
+        if let Some(data) = &block.data {
+            let event_type = block.event.as_deref().unwrap_or("message");
+            each(event_type, data, block.id.as_deref().unwrap_or_default());
         }
     });
 }
 
-type Parser = fn(&[Bytes], &mut dyn FnMut(Fields));
+type Parser = fn(&[Bytes], Each<'_>);
 
-const PARSERS: [(&str, Parser); 4] = [
-    ("tower-sse Decoder", |chunks, each| {
-        tower_sse_decoder(chunks, each)
-    }),
-    ("tower-sse DecodeStream", |chunks, each| {
-        tower_sse_stream(chunks, each)
-    }),
-    ("eventsource-stream", |chunks, each| {
-        eventsource_stream(chunks, each)
-    }),
-    ("sse-stream", |chunks, each| sse_stream(chunks, each)),
+const PARSERS: [(&str, Parser); 6] = [
+    ("tower-sse Decoder", tower_sse_decoder),
+    ("tower-sse Decoder (shared)", tower_sse_decoder_shared),
+    ("tower-sse DecodeStream", tower_sse_stream),
+    ("tower-sse DecodeStream (shared)", tower_sse_stream_shared),
+    ("eventsource-stream", eventsource_stream),
+    ("sse-stream", sse_stream),
 ];
+
+/// An event as every parser reports it: (type, data, id).
+type Fields = (String, String, String);
+
+fn collect(parser: Parser, chunks: &[Bytes]) -> Vec<Fields> {
+    let mut events = Vec::new();
+    parser(chunks, &mut |event_type, data, id| {
+        events.push((event_type.to_owned(), data.to_owned(), id.to_owned()));
+    });
+    events
+}
 
 fn decode(c: &mut Criterion) {
     for shape in [typical(), multiline(), large()] {
         let chunks = chunks(&shape.bytes);
 
-        let mut reference = Vec::new();
-        tower_sse_decoder(&chunks, |fields| reference.push(fields));
+        let reference = collect(tower_sse_decoder, &chunks);
         assert_eq!(reference.len(), shape.events, "{}", shape.name);
         for (name, parser) in PARSERS {
-            let mut events = Vec::new();
-            parser(&chunks, &mut |fields| events.push(fields));
             assert!(
-                events == reference,
+                collect(parser, &chunks) == reference,
                 "{name} decodes {} differently",
                 shape.name
             );
@@ -203,8 +252,8 @@ fn decode(c: &mut Criterion) {
             group.bench_function(name, |b| {
                 b.iter(|| {
                     let mut count = 0usize;
-                    parser(black_box(&chunks), &mut |fields| {
-                        black_box(fields);
+                    parser(black_box(&chunks), &mut |event_type, data, id| {
+                        black_box((event_type, data, id));
                         count += 1;
                     });
                     count

@@ -2,18 +2,20 @@
 //! the encode benchmark's events through an `SseBody`, the hand-written lower
 //! bound on the same events, the fan-out benchmark's hub delivery, or the
 //! publisher's side alone (publishes to a topic whose 1,000 subscribers are
-//! busy elsewhere).
+//! busy elsewhere), or the decode benchmark's streams through a `Decoder`.
 //!
 //! ```sh
 //! cargo run --release --example profile -- encode typical
 //! cargo run --release --example profile -- lower-bound tiny
 //! cargo run --release --example profile --features hub -- fanout
 //! cargo run --release --example profile --features hub -- publish
+//! cargo run --release --example profile -- decode typical
 //! valgrind --tool=callgrind target/release/examples/profile encode typical --rounds 20
 //! ```
 //!
 //! Options: `--rounds N` (default 300), `--no-keep-alive`, `--shared` (the
-//! encode workload's data as one shared `Arc<str>`, its id a run-time string). It prints the best
+//! encode workload's data as one shared `Arc<str>`, its id a run-time string;
+//! the decode workload's events as `SharedEvent`s). It prints the best
 //! and the median time per event (or per delivery) over the rounds; the best
 //! is the steadier figure on a shared machine.
 
@@ -51,6 +53,9 @@ fn main() -> Result<(), BoxError> {
     } else {
         SseConfig::new().without_keep_alive()
     };
+    if workload == "decode" {
+        return run_rounds(workload, shape, rounds, decode(shape, shared)?);
+    }
     let data: &'static str = match shape {
         "tiny" => "x",
         "typical" => Box::leak(typical_json().into_boxed_str()),
@@ -62,13 +67,19 @@ fn main() -> Result<(), BoxError> {
         .enable_time()
         .build()?;
     let _guard = runtime.enter();
-    let mut run: Run = match workload {
+    let run: Run = match workload {
         "encode" => Box::new(move |cx| Ok(encode(cx, data, typical, shared, config.clone()))),
         "lower-bound" => Box::new(move |cx| Ok(lower_bound(cx, data, typical))),
         "fanout" => fanout(config)?,
         "publish" => publish()?,
         other => return Err(format!("unknown workload {other}").into()),
     };
+    run_rounds(workload, shape, rounds, run)
+}
+
+/// Runs `rounds` rounds of `run` and prints the best and the median time per
+/// unit.
+fn run_rounds(workload: &str, shape: &str, rounds: usize, mut run: Run) -> Result<(), BoxError> {
     let mut cx = Context::from_waker(Waker::noop());
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -224,4 +235,74 @@ fn publish() -> Result<Run, BoxError> {
 #[cfg(not(feature = "hub"))]
 fn publish() -> Result<Run, BoxError> {
     Err("the publish workload needs --features hub".into())
+}
+
+/// The decode benchmark's stream of `shape` (typical, multiline or large) in
+/// 16 KiB chunks; each run decodes all of it with a new `Decoder`, into
+/// `MessageEvent`s (`next_event`) or, with `shared`, `SharedEvent`s
+/// (`next_shared_event`).
+fn decode(shape: &str, shared: bool) -> Result<Run, BoxError> {
+    let (events, bytes) = decode_shape(shape)?;
+    let chunks: Vec<Vec<u8>> = bytes.chunks(16 * 1024).map(<[u8]>::to_vec).collect();
+    Ok(Box::new(move |_| {
+        let mut decoder = tower_sse::decode::Decoder::new().max_line_len(1024 * 1024);
+        let mut count = 0;
+        for chunk in &chunks {
+            decoder.push(chunk);
+            if shared {
+                while let Some(event) = decoder.next_shared_event()? {
+                    std::hint::black_box(event);
+                    count += 1;
+                }
+            } else {
+                while let Some(event) = decoder.next_event()? {
+                    std::hint::black_box(event);
+                    count += 1;
+                }
+            }
+        }
+        if count != events {
+            return Err(format!("decoded {count} events of {events}").into());
+        }
+        Ok(count)
+    }))
+}
+
+/// The bytes of the decode benchmark's shapes (see `benches/decode.rs`) and
+/// how many events they hold.
+fn decode_shape(shape: &str) -> Result<(usize, Vec<u8>), BoxError> {
+    let mut bytes = Vec::new();
+    let events = match shape {
+        "typical" => {
+            for n in 0..2_000 {
+                let json = format!(
+                    r#"{{"id":{n:>8},"symbol":"ACME","price":101.25,"volume":1200,"bid":101.2,"ask":101.3,"exchange":"XNAS","currency":"USD","time":"2024-05-01T12:00:00.000Z","note":"a typical JSON payload of an SSE event","seq":{n:>8},"flags":["live","delayed"]}}"#
+                );
+                let json = format!("{json:<256}");
+                bytes.extend_from_slice(
+                    format!("id: {n}\nevent: price\ndata: {json}\n\n").as_bytes(),
+                );
+            }
+            2_000
+        }
+        "multiline" => {
+            for n in 0..1_000 {
+                for line in 0..16 {
+                    let text = format!("event {n:>6} line {line:>2} of sixteen lines..");
+                    bytes.extend_from_slice(format!("data: {text:<40}\n").as_bytes());
+                }
+                bytes.push(b'\n');
+            }
+            1_000
+        }
+        "large" => {
+            let line = "x".repeat(64 * 1024);
+            for _ in 0..16 {
+                bytes.extend_from_slice(format!("data: {line}\n\n").as_bytes());
+            }
+            16
+        }
+        other => return Err(format!("unknown shape {other}: typical, multiline or large").into()),
+    };
+    Ok((events, bytes))
 }

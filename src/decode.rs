@@ -11,6 +11,12 @@
 //! how a client reads the response of an SSE endpoint, or how a test checks what
 //! a server wrote.
 //!
+//! Events come as [`MessageEvent`]s, of `String`s ([`Decoder::next_event`],
+//! [`DecodeStream::new`]), or as [`SharedEvent`]s
+//! ([`Decoder::next_shared_event`], [`DecodeStream::shared`]): slices of the
+//! buffer each chunk's lines were decoded into, which cost no allocation or
+//! copy per event. The shared form is the fastest way to read a stream.
+//!
 //! # Example
 //!
 //! ```
@@ -31,17 +37,20 @@
 //! ```
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Buf;
 use futures_core::{FusedStream, Stream};
 use http_body::Body;
-use memchr::{memchr, memchr2};
+use memchr::{memchr, memchr2, memrchr2};
 use pin_project_lite::pin_project;
 
 use crate::BoxError;
@@ -60,7 +69,10 @@ const DEFAULT_MAX_EVENT_LEN: usize = 1024 * 1024;
 ///
 /// Memory is bounded by the bytes pushed but not yet parsed, one line of at most
 /// [`max_line_len`](Decoder::max_line_len) bytes, and one pending event of at
-/// most [`max_event_len`](Decoder::max_event_len) bytes.
+/// most [`max_event_len`](Decoder::max_event_len) bytes. The lines a chunk
+/// completes are decoded from UTF-8 when it is pushed, into one buffer that
+/// [`SharedEvent`]s slice: such a buffer lives as long as the last event that
+/// slices it.
 ///
 /// # Example
 ///
@@ -83,7 +95,7 @@ const DEFAULT_MAX_EVENT_LEN: usize = 1024 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct Decoder {
-    lines: LineReader,
+    input: Input,
     fields: FieldState,
     max_line_len: usize,
     ended: bool,
@@ -97,7 +109,7 @@ impl Decoder {
     /// 1 MiB.
     pub fn new() -> Self {
         Self {
-            lines: LineReader::new(),
+            input: Input::new(),
             fields: FieldState::new(),
             max_line_len: DEFAULT_MAX_LINE_LEN,
             ended: false,
@@ -153,7 +165,8 @@ impl Decoder {
 
     /// Appends bytes received from the stream.
     ///
-    /// Nothing is parsed until [`next_event`](Decoder::next_event) is called.
+    /// The lines they complete are decoded from UTF-8 at once, but nothing is
+    /// interpreted until [`next_event`](Decoder::next_event) is called.
     /// Bytes pushed after [`finish`](Decoder::finish) begin a new stream (a
     /// reconnection): whatever the ended stream still held is discarded, a
     /// byte-order mark is stripped again at the new start, and the last event id
@@ -166,7 +179,7 @@ impl Decoder {
         if self.ended {
             self.start_next_stream();
         }
-        self.lines.push(chunk);
+        self.input.push(chunk, &mut self.fields.spare_region);
     }
 
     /// Parses buffered lines until an event is dispatched or no complete line is
@@ -184,11 +197,39 @@ impl Decoder {
     /// exceeds [`max_event_len`](Decoder::max_event_len). The decoder is then
     /// poisoned: its buffers are released and every later call returns an error
     /// of the same kind.
+    ///
+    /// [`next_shared_event`](Decoder::next_shared_event) returns the same
+    /// events without copying their strings.
     pub fn next_event(&mut self) -> Result<Option<MessageEvent>, DecodeError> {
+        Ok(self.next_shared_event()?.map(MessageEvent::from))
+    }
+
+    /// Like [`next_event`](Decoder::next_event), but the event is a
+    /// [`SharedEvent`], whose strings are slices of the buffer its bytes were
+    /// decoded into, made without allocating or copying. The fastest way to
+    /// read a stream.
+    ///
+    /// ```
+    /// use tower_sse::decode::Decoder;
+    ///
+    /// let mut decoder = Decoder::new();
+    /// decoder.push(b"id: 7\nevent: greeting\ndata: hello\n\n");
+    /// let event = decoder.next_shared_event()?.expect("an event");
+    /// assert_eq!(
+    ///     (event.event_type(), event.data(), event.last_event_id()),
+    ///     ("greeting", "hello", "7"),
+    /// );
+    /// # Ok::<(), tower_sse::decode::DecodeError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`next_event`](Decoder::next_event).
+    pub fn next_shared_event(&mut self) -> Result<Option<SharedEvent>, DecodeError> {
         loop {
-            match self.next_item()? {
-                Some(DecodedItem::Event(event)) => return Ok(Some(event)),
-                Some(DecodedItem::Comment(_)) => {}
+            match self.next_parsed()? {
+                Some(Parsed::Event(event)) => return Ok(Some(event)),
+                Some(Parsed::Comment(_)) => {}
                 None => return Ok(None),
             }
         }
@@ -201,14 +242,24 @@ impl Decoder {
     ///
     /// As [`next_event`](Decoder::next_event).
     pub fn next_item(&mut self) -> Result<Option<DecodedItem>, DecodeError> {
+        Ok(self.next_parsed()?.map(|parsed| match parsed {
+            Parsed::Event(event) => DecodedItem::Event(event.into()),
+            Parsed::Comment(comment) => DecodedItem::Comment(comment),
+        }))
+    }
+
+    // Inlined, as `parse`, so that an event is moved once, not once a
+    // layer.
+    #[inline(always)]
+    fn next_parsed(&mut self) -> Result<Option<Parsed>, DecodeError> {
         if let Some(exceeded) = self.poisoned {
             return Err(exceeded.into());
         }
         match self.parse() {
-            Ok(item) => Ok(item),
+            Ok(parsed) => Ok(parsed),
             Err(exceeded) => {
                 self.poisoned = Some(exceeded);
-                self.lines = LineReader::new();
+                self.input = Input::new();
                 self.fields.discard_block();
                 Err(exceeded.into())
             }
@@ -263,9 +314,7 @@ impl Decoder {
     /// it (a client resuming from a saved id). `id` holds no CR, LF or NUL.
     #[cfg(feature = "client")]
     pub(crate) fn with_last_event_id(mut self, id: &str) -> Self {
-        self.fields.last_event_id.clear();
-        self.fields.last_event_id.push_str(id);
-        self.fields.id_buffer.clone_from(&self.fields.last_event_id);
+        self.fields.set_last_event_id(id);
         self
     }
 
@@ -273,7 +322,7 @@ impl Decoder {
     /// that was closed by an empty line, which a client sends back as
     /// `Last-Event-ID` when it reconnects (unless it is empty).
     pub fn last_event_id(&self) -> &str {
-        &self.fields.last_event_id
+        self.fields.last_event_id()
     }
 
     /// Returns the reconnection time set by the last valid `retry` field, if any.
@@ -281,32 +330,61 @@ impl Decoder {
         self.fields.reconnection_time
     }
 
-    fn parse(&mut self) -> Result<Option<DecodedItem>, Exceeded> {
+    #[inline(always)]
+    fn parse(&mut self) -> Result<Option<Parsed>, Exceeded> {
         loop {
-            match self.lines.next_line(self.max_line_len)? {
-                Some(line) => {
+            let Some(region) = &self.input.current else {
+                // What is left is the start of a line.
+                if !self.input.at_stream_start && self.input.pending.len() > self.max_line_len {
+                    return Err(Exceeded::Line(self.max_line_len));
+                }
+                if self.ended {
+                    self.start_next_stream();
+                }
+                return Ok(None);
+            };
+            self.fields.read_from(region);
+            let bytes = region.as_bytes();
+            let mut pos = self.input.pos;
+            while let Some(rest) = bytes.get(pos..).filter(|rest| !rest.is_empty()) {
+                let first = rest.first().copied().unwrap_or_default();
+                if first == b'\n' || first == b'\r' {
+                    pos += line_end_len(rest, 0);
+                    if let Some(event) = self.fields.dispatch() {
+                        self.input.pos = pos;
+                        return Ok(Some(Parsed::Event(event)));
+                    }
+                    continue;
+                }
+                let len = if self.input.one_line {
+                    let end = if rest.ends_with(b"\r\n") { 2 } else { 1 };
+                    rest.len().saturating_sub(end)
+                } else {
+                    find_line_end(rest).unwrap_or(rest.len())
+                };
+                if len > self.max_line_len {
+                    return Err(Exceeded::Line(self.max_line_len));
+                }
+                let line = rest.get(..len).unwrap_or_default();
+                let start = pos;
+                pos += len + line_end_len(rest, len);
+                if first == b':' {
                     if self.comments {
-                        if let Some(comment) = line.strip_prefix(b":") {
-                            let comment = comment.strip_prefix(b" ").unwrap_or(comment);
-                            return Ok(Some(DecodedItem::Comment(utf8_lossy(comment).into())));
-                        }
+                        self.input.pos = pos;
+                        let comment = region.get(start + 1..start + len).unwrap_or_default();
+                        let comment = comment.strip_prefix(' ').unwrap_or(comment);
+                        return Ok(Some(Parsed::Comment(comment.to_owned())));
                     }
-                    if let Some(event) = self.fields.line(line)? {
-                        return Ok(Some(DecodedItem::Event(event)));
-                    }
+                    continue;
                 }
-                None => {
-                    if self.ended {
-                        self.start_next_stream();
-                    }
-                    return Ok(None);
-                }
+                self.fields.field(line, start)?;
             }
+            self.input.advance();
         }
     }
 
     fn start_next_stream(&mut self) {
-        self.lines = LineReader::new();
+        self.input = Input::new();
         self.fields.discard_block();
         self.ended = false;
     }
@@ -323,8 +401,8 @@ impl fmt::Debug for Decoder {
         f.debug_struct("Decoder")
             .field("max_line_len", &self.max_line_len)
             .field("max_event_len", &self.fields.max_event_len)
-            .field("buffered", &self.lines.buffered())
-            .field("last_event_id", &self.fields.last_event_id)
+            .field("buffered", &self.input.buffered())
+            .field("last_event_id", &self.fields.last_event_id())
             .field("reconnection_time", &self.fields.reconnection_time)
             .field("ended", &self.ended)
             .field("poisoned", &self.poisoned.is_some())
@@ -333,106 +411,222 @@ impl fmt::Debug for Decoder {
     }
 }
 
-/// Splits buffered bytes into lines: strips the byte-order mark and recognises
-/// CRLF, LF and lone CR, across chunk boundaries.
+/// The stream's bytes on their way to lines: complete lines are decoded from
+/// UTF-8 as soon as they are pushed, into shared buffers that
+/// [`SharedEvent`]s slice; the start of a line still arriving waits as bytes.
+///
+/// Decoding only complete lines gives the result of decoding the whole
+/// stream at once: CR and LF are ASCII, so no UTF-8 sequence, valid or not,
+/// straddles a line end.
 #[derive(Clone, Debug)]
-struct LineReader {
-    buf: Vec<u8>,
-    /// Where the unread bytes of `buf` start: the lines before it have been
-    /// handed out. They are dropped when more bytes are pushed, so that
-    /// handing out a line costs no move of the rest.
+struct Input {
+    /// The decoded lines being read, from `pos`; every buffer ends with a
+    /// line end.
+    current: Option<Arc<String>>,
     pos: usize,
-    /// How far into `buf` the line starting at `pos` has been searched for a
-    /// line end in vain, so that a long line arriving in many chunks is
-    /// scanned only once.
-    scanned: usize,
+    /// `current` is one line that arrived in pieces, already searched for
+    /// its end: its line end is its last byte (or two, for a CRLF).
+    one_line: bool,
+    /// Decoded lines to read after `current`, and whether each is one line.
+    queue: VecDeque<(Arc<String>, bool)>,
+    /// The bytes after the last line end pushed: the start of a line whose
+    /// end has not arrived.
+    pending: Vec<u8>,
+    /// The length of the last line that arrived in pieces, if it was long.
+    long_line: usize,
     /// No byte of the stream has been looked at yet: a BOM may still come.
     at_stream_start: bool,
-    /// The last line ended with a CR at the end of the buffer: an LF arriving
-    /// next completes that CRLF rather than ending an empty line.
+    /// The last byte pushed was a CR: an LF arriving next completes that
+    /// CRLF rather than ending an empty line.
     skip_lf: bool,
 }
 
-impl LineReader {
+impl Input {
     fn new() -> Self {
         Self {
-            buf: Vec::new(),
+            current: None,
             pos: 0,
-            scanned: 0,
+            one_line: false,
+            queue: VecDeque::new(),
+            pending: Vec::new(),
+            long_line: 0,
             at_stream_start: true,
             skip_lf: false,
         }
     }
 
     fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
+        let current = self
+            .current
+            .as_ref()
+            .map_or(0, |current| current.len() - self.pos);
+        let queued: usize = self.queue.iter().map(|(region, _)| region.len()).sum();
+        current + queued + self.pending.len()
     }
 
-    fn push(&mut self, chunk: &[u8]) {
-        // Dropping the lines already handed out first lets the buffer reuse
-        // that room.
-        let pos = mem::take(&mut self.pos);
-        if pos == self.buf.len() {
-            self.buf.clear();
-        } else if pos > 0 {
-            self.buf.drain(..pos);
+    /// Moves on to the next decoded lines, if any.
+    fn advance(&mut self) {
+        let next = self.queue.pop_front();
+        self.one_line = next.as_ref().is_some_and(|(_, one_line)| *one_line);
+        self.current = next.map(|(lines, _)| lines);
+        self.pos = 0;
+    }
+
+    /// Appends `chunk`; `spare` is a buffer of lines read before, to decode
+    /// into if no event holds it any more.
+    fn push(&mut self, mut chunk: &[u8], spare: &mut Option<Arc<String>>) {
+        // Let the lines read go now rather than at the next read.
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|current| self.pos >= current.len())
+        {
+            self.advance();
         }
-        self.scanned = self.scanned.saturating_sub(pos);
-        self.buf.extend_from_slice(chunk);
-    }
-
-    /// Returns the next complete line without its line end, or `None` when
-    /// more bytes are needed.
-    fn next_line(&mut self, max_line_len: usize) -> Result<Option<&[u8]>, Exceeded> {
-        if self.at_stream_start {
-            let unread = self.buf.get(self.pos..).unwrap_or_default();
-            if unread.len() < BOM.len() && BOM.starts_with(unread) {
-                return Ok(None);
+        if self.skip_lf {
+            let Some((&first, rest)) = chunk.split_first() else {
+                return;
+            };
+            if first == b'\n' {
+                chunk = rest;
             }
-            if unread.starts_with(BOM) {
-                self.pos += BOM.len();
+            self.skip_lf = false;
+        }
+        if self.at_stream_start {
+            self.pending.extend_from_slice(chunk);
+            if self.pending.len() < BOM.len() && BOM.starts_with(&self.pending) {
+                return;
             }
             self.at_stream_start = false;
+            let bytes = mem::take(&mut self.pending);
+            self.absorb(bytes.strip_prefix(BOM).unwrap_or(&bytes), spare);
+            return;
         }
-
-        if self.skip_lf {
-            match self.buf.get(self.pos) {
-                None => return Ok(None),
-                Some(&byte) => {
-                    if byte == b'\n' {
-                        self.pos += 1;
-                    }
-                    self.skip_lf = false;
-                }
-            }
-        }
-
-        let start = self.pos;
-        let from = self.scanned.max(start);
-        let unscanned = self.buf.get(from..).unwrap_or_default();
-        let Some(offset) = find_line_end(unscanned) else {
-            self.scanned = self.buf.len();
-            if self.buf.len() - start > max_line_len {
-                return Err(Exceeded::Line(max_line_len));
-            }
-            return Ok(None);
-        };
-        let end = from + offset;
-        if end - start > max_line_len {
-            return Err(Exceeded::Line(max_line_len));
-        }
-
-        let line_end_len = match (self.buf.get(end), self.buf.get(end + 1)) {
-            (Some(b'\r'), Some(b'\n')) => 2,
-            (Some(b'\r'), None) => {
-                self.skip_lf = true;
-                1
-            }
-            _ => 1,
-        };
-        self.pos = end + line_end_len;
-        Ok(Some(self.buf.get(start..end).unwrap_or_default()))
+        self.absorb(chunk, spare);
     }
+
+    /// Decodes the lines that `chunk` completes and keeps the rest.
+    fn absorb(&mut self, chunk: &[u8], spare: &mut Option<Arc<String>>) {
+        let Some(&last_byte) = chunk.last() else {
+            return;
+        };
+        let mut rest = chunk;
+        if !self.pending.is_empty() {
+            // The line begun in earlier chunks ends here: its own buffer.
+            let Some(end) = find_line_end(chunk) else {
+                self.pending.extend_from_slice(chunk);
+                return;
+            };
+            let end = end + line_end_len(chunk, end);
+            let (head, tail) = chunk.split_at(end);
+            self.pending.extend_from_slice(head);
+            let lines = if self.pending.len() < LONG_LINE {
+                // A short line is copied, and the buffer kept for the next.
+                let lines = Arc::new(decode(&self.pending));
+                self.pending.clear();
+                self.long_line = 0;
+                lines
+            } else {
+                // A long one keeps its bytes, and the next long line gets a
+                // buffer of its size at once rather than growing one: that
+                // of an earlier long line if no event holds it any more,
+                // since allocating and freeing such buffers for every line
+                // costs page faults.
+                self.long_line = self.pending.len();
+                let lines = Arc::new(decode_owned(mem::take(&mut self.pending)));
+                if let Some(buffer) = spare.as_mut().and_then(Arc::get_mut) {
+                    if buffer.capacity() >= self.long_line {
+                        self.pending = mem::take(buffer).into_bytes();
+                        self.pending.clear();
+                        *spare = None;
+                    }
+                }
+                lines
+            };
+            self.enqueue(lines, true);
+            rest = tail;
+        }
+        let tail = match memrchr2(b'\r', b'\n', rest) {
+            Some(last) => {
+                let (lines, tail) = rest.split_at(last + 1);
+                self.enqueue(decode_into(lines, spare), false);
+                tail
+            }
+            None => rest,
+        };
+        if self.pending.is_empty() && tail.len() < self.long_line {
+            self.pending.reserve(self.long_line);
+        }
+        self.pending.extend_from_slice(tail);
+        // A CR at the very end may be the first half of a CRLF.
+        self.skip_lf = last_byte == b'\r';
+    }
+
+    fn enqueue(&mut self, lines: Arc<String>, one_line: bool) {
+        if self.current.is_none() {
+            self.current = Some(lines);
+            self.one_line = one_line;
+            self.pos = 0;
+        } else {
+            self.queue.push_back((lines, one_line));
+        }
+    }
+}
+
+/// A line that arrives in pieces and is at least this long keeps the buffer
+/// it was gathered in; a shorter one is copied out of it.
+const LONG_LINE: usize = 4096;
+
+/// How many bytes the line end at `at` takes: 2 for a CRLF, else 1 (0 past
+/// the end).
+fn line_end_len(bytes: &[u8], at: usize) -> usize {
+    match (bytes.get(at), bytes.get(at + 1)) {
+        (Some(b'\r'), Some(b'\n')) => 2,
+        (Some(_), _) => 1,
+        (None, _) => 0,
+    }
+}
+
+/// Decodes UTF-8, replacing invalid bytes with U+FFFD as a browser does.
+/// Valid input (the usual case) takes the standard library's fast
+/// validation; only invalid input takes the slower replacing path.
+fn decode(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// [`decode`] into `spare` when no event holds it any more, sparing two
+/// allocations (the buffer and its count) per chunk.
+fn decode_into(bytes: &[u8], spare: &mut Option<Arc<String>>) -> Arc<String> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    if let Some(mut lines) = spare.take() {
+        if let Some(buffer) = Arc::get_mut(&mut lines) {
+            // A buffer much larger than needed (a long line's) is kept for
+            // the next long line.
+            if buffer.capacity() > 2 * text.len() + SMALL_BUFFER {
+                *spare = Some(lines);
+                return Arc::new(text.into_owned());
+            }
+            buffer.clear();
+            buffer.push_str(&text);
+            return lines;
+        }
+    }
+    Arc::new(text.into_owned())
+}
+
+/// The size up to which any spare buffer may take a chunk's lines.
+const SMALL_BUFFER: usize = 16 * 1024;
+
+/// [`decode`] for bytes already owned: valid input keeps its buffer.
+fn decode_owned(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 /// The offset of the first CR or LF in `bytes`.
@@ -440,101 +634,333 @@ impl LineReader {
 /// Most lines of a stream are short (`id`, `event`, the empty line), and for
 /// those a vectorised search costs more to set up than it saves: the first
 /// bytes are checked a word at a time, the rest with `memchr2`.
+#[inline(always)]
 fn find_line_end(bytes: &[u8]) -> Option<usize> {
-    const HEAD: usize = 24;
-    let head = bytes.get(..HEAD).unwrap_or(bytes);
-    let mut words = head.chunks_exact(8);
+    const HEAD_WORDS: usize = 3;
+    let mut rest = bytes;
     let mut offset = 0;
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        let found = has_byte(word, b'\n') | has_byte(word, b'\r');
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
+    for _ in 0..HEAD_WORDS {
+        let Some((word, tail)) = rest.split_first_chunk::<8>() else {
+            // Fewer than 8 bytes left.
+            return rest
+                .iter()
+                .position(|&byte| byte == b'\r' || byte == b'\n')
+                .map(|at| offset + at);
+        };
+        let word = u64::from_le_bytes(*word);
+        // CR and LF are control characters, which text seldom holds: one
+        // test finds them all, and the rare others are stepped over.
+        let mut controls = controls(word);
+        while controls != 0 {
+            let at = controls.trailing_zeros() / 8;
+            let byte = (word >> (at * 8)) as u8;
+            if byte == b'\n' || byte == b'\r' {
+                return Some(offset + at as usize);
+            }
+            controls &= controls - 1;
         }
         offset += 8;
+        rest = tail;
     }
-    if let Some(at) = memchr2(b'\r', b'\n', words.remainder()) {
-        return Some(offset + at);
-    }
-    let searched = head.len();
-    memchr2(b'\r', b'\n', bytes.get(searched..).unwrap_or_default()).map(|at| searched + at)
+    memchr2(b'\r', b'\n', rest).map(|at| offset + at)
 }
 
-/// The high bit of every byte of `word` that equals `byte` (exact, no false
-/// positives, so the lowest set bit marks the first match).
-fn has_byte(word: u64, byte: u8) -> u64 {
+/// The high bit of every byte of `word` below 0x0E, which CR (0x0D) and LF
+/// (0x0A) are (exact, no false positives).
+fn controls(word: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
-    // A byte of `x` is zero iff both its high bit and its low seven bits are
-    // clear; adding LOW7 to the low seven bits carries into the high bit
-    // unless they are all zero, and never carries across bytes.
-    !(((x & LOW7) + LOW7) | x | LOW7)
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Adding 0x72 to the low seven bits of a byte carries into its high bit
+    // exactly when they are 0x0E or more, and never across bytes.
+    !(((word & LOW7) + 0x7272_7272_7272_7272) | word) & HIGH
 }
 
 /// The buffers of the "interpreting an event stream" rules, and what outlives
 /// them.
+///
+/// Values are kept as spans of the decoded lines being read, `region`, and
+/// become the parts of a [`SharedEvent`] when it is dispatched: a reference
+/// is counted per event, not per line or field. Values still needed when the decoder
+/// moves on to other lines (those of a block split across chunks, and the
+/// last event id) are copied into a small buffer of their own, `carry`.
+/// The spans are plain numbers, and which buffer each refers to a bit: no
+/// value is moved as a whole, which would cost a store-to-load stall per
+/// line.
 #[derive(Clone, Debug)]
 struct FieldState {
-    data: String,
-    event_type: String,
-    id_buffer: String,
-    last_event_id: String,
+    /// The decoded lines that the spans refer to, unless carried.
+    region: Option<Arc<String>>,
+    /// The values kept from lines read before `region`.
+    carry: Option<Arc<String>>,
+    /// A buffer for the next `carry`.
+    spare_carry: String,
+    /// The lines read before `region`, for [`Input::push`] to decode new
+    /// lines into.
+    spare_region: Option<Arc<String>>,
+    /// What the block set: `DATA_ONE` or `DATA_JOINED`, `EVENT_TYPE`, `ID`.
+    set: u8,
+    /// Which spans refer to `carry`: the same bits, and `LAST_EVENT_ID`.
+    carried: u8,
+    /// Where the values are ([`DATA`]: the block's one `data` value, when
+    /// `set` has `DATA_ONE`; [`TYPE`]; [`ID_BUFFER`]: the id buffer, when the
+    /// block set it, otherwise it equals the last event id; [`LAST_ID`]).
+    /// Starts and ends are apart, not in pairs, so that a span is never read
+    /// as one piece after its two halves were stored: that would stall.
+    starts: [usize; 4],
+    ends: [usize; 4],
+    /// The data buffer's length as the rules count it: every value plus the
+    /// LF appended after it.
+    data_len: usize,
+    /// The values of a block of several `data` lines, joined with LF, when
+    /// `set` has `DATA_JOINED`.
+    joined: String,
     reconnection_time: Option<Duration>,
     max_event_len: usize,
 }
 
+/// Where a value is in its buffer.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn len(self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// The indices of the spans of [`FieldState`].
+const DATA: usize = 0;
+const TYPE: usize = 1;
+const ID_BUFFER: usize = 2;
+const LAST_ID: usize = 3;
+
+const DATA_ONE: u8 = 1;
+const DATA_JOINED: u8 = 2;
+const EVENT_TYPE: u8 = 4;
+const ID: u8 = 8;
+const LAST_EVENT_ID: u8 = 16;
+
+/// A joined data buffer kept for the next event up to this capacity, to
+/// spare an allocation per event of several lines without holding much.
+const KEPT_JOINED_CAPACITY: usize = 16 * 1024;
+
 impl FieldState {
     fn new() -> Self {
         Self {
-            data: String::new(),
-            event_type: String::new(),
-            id_buffer: String::new(),
-            last_event_id: String::new(),
+            region: None,
+            carry: None,
+            spare_carry: String::new(),
+            spare_region: None,
+            set: 0,
+            carried: LAST_EVENT_ID,
+            starts: [0; 4],
+            ends: [0; 4],
+            data_len: 0,
+            joined: String::new(),
             reconnection_time: None,
             max_event_len: DEFAULT_MAX_EVENT_LEN,
         }
     }
 
+    fn span(&self, index: usize) -> Span {
+        Span {
+            start: self.starts.get(index).copied().unwrap_or_default(),
+            end: self.ends.get(index).copied().unwrap_or_default(),
+        }
+    }
+
+    fn set_span(&mut self, index: usize, span: Span) {
+        if let (Some(start), Some(end)) = (self.starts.get_mut(index), self.ends.get_mut(index)) {
+            (*start, *end) = (span.start, span.end);
+        }
+    }
+
+    /// The buffer that the span of `bit` refers to.
+    fn buffer(&self, bit: u8) -> Option<&Arc<String>> {
+        if self.carried & bit == 0 {
+            self.region.as_ref()
+        } else {
+            self.carry.as_ref()
+        }
+    }
+
+    fn str(&self, bit: u8, span: Span) -> &str {
+        self.buffer(bit)
+            .and_then(|buffer| buffer.get(span.start..span.end))
+            .unwrap_or_default()
+    }
+
+    /// Makes `region` the lines that new spans refer to, first copying the
+    /// values still needed out of the lines read before.
+    #[inline(always)]
+    fn read_from(&mut self, region: &Arc<String>) {
+        if self
+            .region
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, region))
+        {
+            return;
+        }
+        self.move_to(region);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn move_to(&mut self, region: &Arc<String>) {
+        self.carry_values(None);
+        // Once its events are dropped, the buffer of the lines read can take
+        // the lines of a chunk pushed later.
+        self.spare_region = self.region.replace(Arc::clone(region));
+    }
+
+    /// Copies every value still needed into a new `carry`, with `id` as the
+    /// last event id if given.
+    fn carry_values(&mut self, last_event_id: Option<&str>) {
+        let mut live = self.set & (DATA_ONE | EVENT_TYPE | ID);
+        if last_event_id.is_none() {
+            live |= LAST_EVENT_ID;
+        }
+        if self.carried & live == live && last_event_id.is_none() {
+            // All in `carry` already (the usual case: only the last event id
+            // is needed, and it was carried before).
+            return;
+        }
+        let mut carried = 0;
+        let live = [
+            (DATA_ONE, self.set & DATA_ONE != 0, self.span(DATA)),
+            (EVENT_TYPE, self.set & EVENT_TYPE != 0, self.span(TYPE)),
+            (ID, self.set & ID != 0, self.span(ID_BUFFER)),
+            (LAST_EVENT_ID, last_event_id.is_none(), self.span(LAST_ID)),
+        ];
+        let len: usize = live
+            .iter()
+            .filter(|(_, live, _)| *live)
+            .map(|(_, _, span)| span.len())
+            .sum();
+        let mut carry = mem::take(&mut self.spare_carry);
+        carry.clear();
+        carry.reserve(len + last_event_id.map_or(0, str::len));
+        let mut spans = [Span::default(); 4];
+        for ((bit, live, span), new) in live.into_iter().zip(&mut spans) {
+            if live {
+                let start = carry.len();
+                carry.push_str(self.str(bit, span));
+                *new = Span {
+                    start,
+                    end: carry.len(),
+                };
+                carried |= bit;
+            }
+        }
+        if let Some(id) = last_event_id {
+            let start = carry.len();
+            carry.push_str(id);
+            spans[3] = Span {
+                start,
+                end: carry.len(),
+            };
+            carried |= LAST_EVENT_ID;
+        }
+        for (index, span) in spans.into_iter().enumerate() {
+            self.set_span(index, span);
+        }
+        self.carried = carried;
+        // The old buffer is taken over when no event holds it any more.
+        match self.carry.as_mut().and_then(Arc::get_mut) {
+            Some(old) => {
+                mem::swap(old, &mut carry);
+                if carry.capacity() <= KEPT_JOINED_CAPACITY {
+                    self.spare_carry = carry;
+                }
+            }
+            None => self.carry = Some(Arc::new(carry)),
+        }
+    }
+
+    fn last_event_id(&self) -> &str {
+        self.str(LAST_EVENT_ID, self.span(LAST_ID))
+    }
+
+    #[cfg(feature = "client")]
+    fn set_last_event_id(&mut self, id: &str) {
+        self.set &= !ID;
+        self.carry_values(Some(id));
+    }
+
     /// Drops the pending block, including an `id` it set, as at the end of a
     /// stream.
     fn discard_block(&mut self) {
-        self.data = String::new();
-        self.event_type = String::new();
-        self.id_buffer.clone_from(&self.last_event_id);
+        self.set = 0;
+        self.data_len = 0;
+        self.joined = String::new();
     }
 
-    fn line(&mut self, line: &[u8]) -> Result<Option<MessageEvent>, Exceeded> {
-        let (field, value) = match split_field(line) {
-            Line::Empty => return Ok(self.dispatch()),
-            Line::Comment => return Ok(None),
-            Line::Field(field, value) => (field, value.strip_prefix(b" ").unwrap_or(value)),
+    /// Interprets a field line (not empty, not a comment): `line`, at `start`
+    /// in the region, without its line end.
+    // Inlined into the parser's loop: a call per line costs more than the
+    // work of most lines.
+    #[inline(always)]
+    fn field(&mut self, line: &[u8], start: usize) -> Result<(), Exceeded> {
+        let (field, offset) = split_field(line);
+        // One leading space is not part of the value.
+        let offset = offset + usize::from(line.get(offset) == Some(&b' '));
+        let value = line.get(offset..).unwrap_or_default();
+        let span = Span {
+            start: start + offset,
+            end: start + line.len(),
         };
 
         match field {
             Field::Data => {
-                let value = utf8_lossy(value);
-                let len = self.data.len() + value.len() + 1 + self.event_type.len();
-                if len > self.max_event_len {
+                let event_type_len = if self.set & EVENT_TYPE != 0 {
+                    self.span(TYPE).len()
+                } else {
+                    0
+                };
+                let data_len = self.data_len + value.len() + 1;
+                if data_len + event_type_len > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
                 }
-                // One reservation for the value and its LF: pushing the LF
-                // alone would often grow (and copy) the buffer a second time.
-                self.data.reserve(value.len() + 1);
-                self.data.push_str(&value);
-                self.data.push('\n');
+                self.data_len = data_len;
+                if self.set & (DATA_ONE | DATA_JOINED) == 0 {
+                    self.set |= DATA_ONE;
+                    self.carried &= !DATA_ONE;
+                    self.set_span(DATA, span);
+                    return Ok(());
+                }
+                let mut joined = mem::take(&mut self.joined);
+                if self.set & DATA_ONE != 0 {
+                    let first = self.str(DATA_ONE, self.span(DATA));
+                    joined.clear();
+                    joined.reserve(first.len() + 1 + value.len());
+                    joined.push_str(first);
+                    self.set = self.set & !DATA_ONE | DATA_JOINED;
+                } else {
+                    // One reservation for the LF and the value: pushing the
+                    // LF alone would often grow (and copy) the buffer a
+                    // second time.
+                    joined.reserve(1 + value.len());
+                }
+                joined.push('\n');
+                joined.push_str(self.str(0, span));
+                self.joined = joined;
             }
             Field::Event => {
-                let value = utf8_lossy(value);
-                if self.data.len() + value.len() > self.max_event_len {
+                if self.data_len + value.len() > self.max_event_len {
                     return Err(Exceeded::Event(self.max_event_len));
                 }
-                self.event_type.clear();
-                self.event_type.push_str(&value);
+                self.set |= EVENT_TYPE;
+                self.carried &= !EVENT_TYPE;
+                self.set_span(TYPE, span);
             }
             // An id holding NUL is ignored as a whole, not truncated.
-            Field::Id if !value.contains(&0) => {
-                self.id_buffer.clear();
-                self.id_buffer.push_str(&utf8_lossy(value));
+            Field::Id if !has_nul(value) => {
+                self.set |= ID;
+                self.carried &= !ID;
+                self.set_span(ID_BUFFER, span);
             }
             Field::Retry => {
                 if let Some(millis) = parse_retry(value) {
@@ -543,39 +969,112 @@ impl FieldState {
             }
             _ => {}
         }
-        Ok(None)
+        Ok(())
     }
 
-    fn dispatch(&mut self) -> Option<MessageEvent> {
-        self.last_event_id.clone_from(&self.id_buffer);
-        if self.data.is_empty() {
-            self.event_type.clear();
+    // Inlined into the parser, so that the event is made where it is
+    // returned.
+    #[inline(always)]
+    fn dispatch(&mut self) -> Option<SharedEvent> {
+        let set = mem::take(&mut self.set);
+        self.data_len = 0;
+        // Spans are read into locals before any is stored: reading one just
+        // stored, word by word, as a whole would stall.
+        let (id, event_type, data) = (self.span(ID_BUFFER), self.span(TYPE), self.span(DATA));
+        let carried = self.carried;
+        if set & ID != 0 {
+            self.set_span(LAST_ID, id);
+            if carried & ID != 0 {
+                self.carried |= LAST_EVENT_ID;
+            } else {
+                self.carried &= !LAST_EVENT_ID;
+            }
+        }
+        if set & (DATA_ONE | DATA_JOINED) == 0 {
             return None;
         }
-        let mut data = mem::take(&mut self.data);
-        if data.ends_with('\n') {
-            data.pop();
-        }
-        let event_type = if self.event_type.is_empty() {
-            String::from("message")
+        let (id, id_bit) = if set & ID != 0 {
+            (id, ID)
         } else {
-            mem::take(&mut self.event_type)
+            (self.span(LAST_ID), LAST_EVENT_ID)
         };
-        Some(MessageEvent {
-            event_type,
-            data,
-            last_event_id: self.last_event_id.clone(),
+        let has_type = set & EVENT_TYPE != 0 && event_type.len() > 0;
+        if set & DATA_ONE == 0 {
+            return Some(self.joined_event(has_type.then_some(event_type), id, id_bit));
+        }
+        // A part is in the lines being read (buffer 0) or in the carry
+        // buffer (1); only the buffers used are counted.
+        let source = |bit: u8| usize::from(carried & bit != 0);
+        let data_source = source(DATA_ONE);
+        let (type_source, type_start, type_end) = if has_type {
+            (source(EVENT_TYPE), event_type.start, event_type.end)
+        } else {
+            (STATIC_PART, 0, STATIC_TEXT.len())
+        };
+        let (id_source, id_start, id_end) = if id.len() > 0 {
+            (source(id_bit), id.start, id.end)
+        } else {
+            (STATIC_PART, 0, 0)
+        };
+        let uses =
+            |source: usize| type_source == source || data_source == source || id_source == source;
+        let region = if uses(0) { self.region.clone() } else { None };
+        let carry = if uses(1) { self.carry.clone() } else { None };
+        Some(SharedEvent {
+            buffers: [region, carry],
+            parts: [
+                Part {
+                    source: type_source,
+                    start: type_start,
+                    end: type_end,
+                },
+                Part {
+                    source: data_source,
+                    start: data.start,
+                    end: data.end,
+                },
+                Part {
+                    source: id_source,
+                    start: id_start,
+                    end: id_end,
+                },
+            ],
         })
     }
-}
 
-/// A line of the stream, as the "interpreting" rules see it.
-enum Line<'a> {
-    Empty,
-    Comment,
-    /// The field and its value (everything after the first colon, its
-    /// leading space still there).
-    Field(Field, &'a [u8]),
+    /// An event of several `data` lines: its joined data get a buffer of
+    /// their own, and its type and id are copied there too, so that it
+    /// counts one reference.
+    #[cold]
+    #[inline(never)]
+    fn joined_event(&mut self, event_type: Option<Span>, id: Span, id_bit: u8) -> SharedEvent {
+        let event_type = event_type.map_or("", |span| self.str(EVENT_TYPE, span));
+        let id = self.str(id_bit, id);
+        let mut buffer = String::with_capacity(self.joined.len() + event_type.len() + id.len());
+        let mut part = |text: &str| {
+            let start = buffer.len();
+            buffer.push_str(text);
+            Part {
+                source: 0,
+                start,
+                end: buffer.len(),
+            }
+        };
+        let data = part(&self.joined);
+        let event_type = if event_type.is_empty() {
+            Part::MESSAGE
+        } else {
+            part(event_type)
+        };
+        let id = part(id);
+        if self.joined.capacity() > KEPT_JOINED_CAPACITY {
+            self.joined = String::new();
+        }
+        SharedEvent {
+            buffers: [Some(Arc::new(buffer)), None],
+            parts: [event_type, data, id],
+        }
+    }
 }
 
 /// The field names the rules know; any other name is ignored.
@@ -588,28 +1087,21 @@ enum Field {
     Unknown,
 }
 
-fn split_field(line: &[u8]) -> Line<'_> {
-    if line.is_empty() {
-        return Line::Empty;
-    }
+/// Splits a field line (not empty, not a comment) into its field and where
+/// its value starts: after the first colon, its leading space still there.
+#[inline(always)]
+fn split_field(line: &[u8]) -> (Field, usize) {
     // The usual lines, without searching for the colon: a line that starts
     // with `data:` has its first colon right there.
-    if let Some(value) = line.strip_prefix(b"data:") {
-        return Line::Field(Field::Data, value);
-    }
-    if let Some(value) = line.strip_prefix(b"id:") {
-        return Line::Field(Field::Id, value);
-    }
-    if let Some(value) = line.strip_prefix(b"event:") {
-        return Line::Field(Field::Event, value);
+    match line.first() {
+        Some(b'd') if line.starts_with(b"data:") => return (Field::Data, 5),
+        Some(b'i') if line.starts_with(b"id:") => return (Field::Id, 3),
+        Some(b'e') if line.starts_with(b"event:") => return (Field::Event, 6),
+        _ => {}
     }
     let (name, value) = match memchr(b':', line) {
-        None => (line, &b""[..]),
-        Some(0) => return Line::Comment,
-        Some(colon) => (
-            line.get(..colon).unwrap_or_default(),
-            line.get(colon + 1..).unwrap_or_default(),
-        ),
+        None => (line, line.len()),
+        Some(colon) => (line.get(..colon).unwrap_or_default(), colon + 1),
     };
     let field = match name {
         b"data" => Field::Data,
@@ -618,16 +1110,22 @@ fn split_field(line: &[u8]) -> Line<'_> {
         b"retry" => Field::Retry,
         _ => Field::Unknown,
     };
-    Line::Field(field, value)
+    (field, value)
 }
 
-/// Decodes UTF-8, replacing invalid bytes with U+FFFD. Valid input (the
-/// usual case) takes the standard library's fast validation and is borrowed;
-/// only invalid input takes the slower replacing path.
-fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
+/// Whether `value` holds a NUL: a plain loop for the usual short ids, where
+/// `memchr`'s setup costs more than it saves.
+fn has_nul(value: &[u8]) -> bool {
+    if value.len() < 32 {
+        // A loop: `contains` would call `memchr`.
+        for &byte in value {
+            if byte == 0 {
+                return true;
+            }
+        }
+        false
+    } else {
+        memchr(0, value).is_some()
     }
 }
 
@@ -645,6 +1143,12 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
     })
 }
 
+/// What [`Decoder::parse`] reads: an event or, when asked for, a comment.
+enum Parsed {
+    Event(SharedEvent),
+    Comment(String),
+}
+
 /// What a [`Decoder`] made [`with_comments`](Decoder::with_comments) reads
 /// from a stream: events and comments, in stream order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -658,6 +1162,8 @@ pub enum DecodedItem {
 }
 
 /// An event as a browser's `EventSource` would fire it.
+///
+/// [`SharedEvent`] is the same event without a copy of its strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEvent {
     /// The event's type: the block's `event` field, or `"message"` when it had
@@ -668,6 +1174,135 @@ pub struct MessageEvent {
     /// The stream's last event id when the event was dispatched: set by the
     /// latest `id` field, in this block or an earlier one.
     pub last_event_id: String,
+}
+
+impl From<SharedEvent> for MessageEvent {
+    fn from(event: SharedEvent) -> Self {
+        Self {
+            event_type: event.event_type().to_owned(),
+            data: event.data().to_owned(),
+            last_event_id: event.last_event_id().to_owned(),
+        }
+    }
+}
+
+/// A [`MessageEvent`] read without a copy: its type, data and last event id
+/// are slices of the buffer the decoder decoded the stream's lines into.
+///
+/// Made by [`Decoder::next_shared_event`] and [`DecodeStream::shared`], with
+/// no allocation or copy per event (one for an event of several `data`
+/// lines, whose values are joined). It is `'static`, `Send` and `Sync`, and
+/// cloning it counts a reference. The buffer (about one pushed chunk) lives
+/// as long as the last event that slices it: to keep an event for long, keep
+/// a [`MessageEvent`] (`MessageEvent::from(event)`) instead.
+///
+/// ```
+/// use tower_sse::decode::{Decoder, MessageEvent};
+///
+/// let mut decoder = Decoder::new();
+/// decoder.push(b"id: 7\nevent: price\ndata: {\"bid\":101.25}\n\n");
+/// let event = decoder.next_shared_event()?.expect("an event");
+/// assert_eq!(event.event_type(), "price");
+/// assert_eq!(event.data(), r#"{"bid":101.25}"#);
+/// assert_eq!(event.last_event_id(), "7");
+/// let owned = MessageEvent::from(event);
+/// assert_eq!(owned.data, r#"{"bid":101.25}"#);
+/// # Ok::<(), tower_sse::decode::DecodeError>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedEvent {
+    /// The buffers the parts slice: the lines being read, and the values the
+    /// decoder kept from lines read before (or an event's own buffer). The
+    /// usual event needs the first only: one reference count.
+    buffers: [Option<Arc<String>>; 2],
+    /// The type, the data and the last event id, in that order.
+    parts: [Part; 3],
+}
+
+/// Where a part of a [`SharedEvent`] is.
+#[derive(Clone, Copy, Debug)]
+struct Part {
+    /// The buffer: an index into `buffers`, or [`STATIC_PART`]. A word, as
+    /// the others: a smaller field makes moves of parts stall.
+    source: usize,
+    start: usize,
+    end: usize,
+}
+
+/// The `source` of a part that slices [`STATIC_TEXT`].
+const STATIC_PART: usize = 2;
+
+/// What a part of [`STATIC_PART`] slices: the default event type.
+const STATIC_TEXT: &str = "message";
+
+impl Part {
+    const MESSAGE: Self = Self {
+        source: STATIC_PART,
+        start: 0,
+        end: STATIC_TEXT.len(),
+    };
+}
+
+impl SharedEvent {
+    /// The event's type: the block's `event` field, or `"message"` when it
+    /// had none.
+    #[inline]
+    pub fn event_type(&self) -> &str {
+        self.part(0)
+    }
+
+    /// The event's data: the block's `data` values joined with LF.
+    #[inline]
+    pub fn data(&self) -> &str {
+        self.part(1)
+    }
+
+    /// The stream's last event id when the event was dispatched: set by the
+    /// latest `id` field, in this block or an earlier one.
+    #[inline]
+    pub fn last_event_id(&self) -> &str {
+        self.part(2)
+    }
+
+    #[inline]
+    fn part(&self, index: usize) -> &str {
+        let Some(part) = self.parts.get(index) else {
+            return "";
+        };
+        let buffer = match self.buffers.get(part.source) {
+            Some(buffer) => buffer.as_deref().map_or("", String::as_str),
+            None => STATIC_TEXT,
+        };
+        buffer.get(part.start..part.end).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for SharedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedEvent")
+            .field("event_type", &self.event_type())
+            .field("data", &self.data())
+            .field("last_event_id", &self.last_event_id())
+            .finish()
+    }
+}
+
+impl PartialEq for SharedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.event_type() == other.event_type()
+            && self.data() == other.data()
+            && self.last_event_id() == other.last_event_id()
+    }
+}
+
+impl Eq for SharedEvent {}
+
+impl PartialEq<MessageEvent> for SharedEvent {
+    fn eq(&self, other: &MessageEvent) -> bool {
+        self.event_type() == other.event_type
+            && self.data() == other.data
+            && self.last_event_id() == other.last_event_id
+    }
 }
 
 /// The error of [`Decoder::next_event`] and [`DecodeStream`]: a limit was
@@ -770,6 +1405,10 @@ pin_project! {
     /// without its closing empty line is discarded; after an error, the stream
     /// ends.
     ///
+    /// Its events are [`MessageEvent`]s ([`Decoder::next_event`]), or
+    /// [`SharedEvent`]s for a stream made with [`shared`](DecodeStream::shared)
+    /// ([`Decoder::next_shared_event`]: no copy per event).
+    ///
     /// # Example
     ///
     /// ```
@@ -794,11 +1433,12 @@ pin_project! {
     /// ```
     #[must_use = "streams do nothing unless polled"]
     #[derive(Debug)]
-    pub struct DecodeStream<B> {
+    pub struct DecodeStream<B, E = MessageEvent> {
         #[pin]
         body: B,
         decoder: Decoder,
         state: State,
+        events: PhantomData<fn() -> E>,
     }
 }
 
@@ -811,10 +1451,47 @@ impl<B> DecodeStream<B> {
     /// Decodes `body` with `decoder`, to set limits or to carry the last event
     /// id and reconnection time over from an earlier connection.
     pub fn with_decoder(body: B, decoder: Decoder) -> Self {
+        Self::from_parts(body, decoder)
+    }
+}
+
+impl<B> DecodeStream<B, SharedEvent> {
+    /// Decodes `body` with a [`Decoder`] of default limits into
+    /// [`SharedEvent`]s, as [`Decoder::next_shared_event`] returns them.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use futures_util::StreamExt;
+    /// use http_body_util::Full;
+    /// use tower_sse::decode::DecodeStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_sse::decode::DecodeError> {
+    /// let body = Full::new(Bytes::from_static(b"event: tick\ndata: 1\n\n"));
+    /// let mut events = DecodeStream::shared(body);
+    /// let event = events.next().await.expect("an event")?;
+    /// assert_eq!((event.event_type(), event.data()), ("tick", "1"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn shared(body: B) -> Self {
+        Self::shared_with_decoder(body, Decoder::new())
+    }
+
+    /// [`shared`](DecodeStream::shared) with `decoder`, as
+    /// [`with_decoder`](DecodeStream::with_decoder).
+    pub fn shared_with_decoder(body: B, decoder: Decoder) -> Self {
+        Self::from_parts(body, decoder)
+    }
+}
+
+impl<B, E> DecodeStream<B, E> {
+    fn from_parts(body: B, decoder: Decoder) -> Self {
         Self {
             body,
             decoder,
             state: State::Reading,
+            events: PhantomData,
         }
     }
 
@@ -835,6 +1512,26 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         poll_decoded(this.body, this.decoder, this.state, cx, Decoder::next_event)
+    }
+}
+
+impl<B> Stream for DecodeStream<B, SharedEvent>
+where
+    B: Body,
+    B::Data: Buf,
+    B::Error: Into<BoxError>,
+{
+    type Item = Result<SharedEvent, DecodeError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        poll_decoded(
+            this.body,
+            this.decoder,
+            this.state,
+            cx,
+            Decoder::next_shared_event,
+        )
     }
 }
 
@@ -969,31 +1666,141 @@ where
     }
 }
 
+impl<B> FusedStream for DecodeStream<B, SharedEvent>
+where
+    B: Body,
+    B::Data: Buf,
+    B::Error: Into<BoxError>,
+{
+    fn is_terminated(&self) -> bool {
+        self.state == State::Done
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn long_line_in_many_chunks_is_scanned_once() {
+    fn long_line_in_many_chunks_waits_as_bytes_until_its_end() {
         let mut decoder = Decoder::new();
         decoder.push(b"data: ");
-        for _ in 0..100 {
+        for n in 1..=100 {
             decoder.push(b"xxxxxxxxxx");
             assert_eq!(decoder.next_event().ok(), Some(None));
-            assert_eq!(decoder.lines.scanned, decoder.lines.buf.len());
+            assert!(decoder.input.current.is_none());
+            assert_eq!(decoder.input.pending.len(), 6 + 10 * n);
         }
         decoder.push(b"\n\n");
+        assert!(decoder.input.pending.is_empty());
         let event = decoder.next_event().ok().flatten();
         assert_eq!(event.map(|event| event.data.len()), Some(1000));
     }
 
     #[test]
-    fn consumed_lines_are_released_on_push() {
+    fn a_short_line_in_pieces_is_copied_and_a_long_one_sizes_the_next_buffer() {
+        let mut decoder = Decoder::new();
+        decoder.push(b"data: a");
+        decoder.push(b"b\n\ndata: c");
+        // The short line was copied out: its buffer holds the next one.
+        assert_eq!(decoder.input.pending, b"data: c");
+        assert_eq!(decoder.input.long_line, 0);
+
+        let long = vec![b'x'; LONG_LINE];
+        decoder.push(&long);
+        decoder.push(b"\n\ndata: ");
+        assert_eq!(decoder.input.long_line, 7 + LONG_LINE + 1);
+        assert!(decoder.input.pending.capacity() >= decoder.input.long_line);
+        let events: Vec<_> = std::iter::from_fn(|| decoder.next_event().ok().flatten()).collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].data.len(), 1 + LONG_LINE);
+    }
+
+    #[test]
+    fn lines_read_are_released_on_push() {
         let mut decoder = Decoder::new();
         decoder.push(b"data: a\n\n");
         assert!(decoder.next_event().ok().flatten().is_some());
         decoder.push(b"x");
-        assert_eq!(decoder.lines.buf, b"x");
+        assert!(decoder.input.current.is_none());
+        assert_eq!(decoder.input.pending, b"x");
+    }
+
+    #[test]
+    fn a_chunk_of_whole_lines_is_one_buffer_that_events_slice() {
+        let mut decoder = Decoder::new();
+        decoder.push(b"data: a\n\nid: 1\nevent: e\ndata: b\n\ndata: c");
+        assert_eq!(
+            (decoder.input.queue.len() + usize::from(decoder.input.current.is_some())),
+            1
+        );
+        assert_eq!(decoder.input.pending, b"data: c");
+        let first = decoder.next_shared_event().ok().flatten();
+        let second = decoder.next_shared_event().ok().flatten();
+        // The event's buffers, and the buffer of each of its parts.
+        let buffers = |event: &SharedEvent| {
+            let buffers = event
+                .buffers
+                .each_ref()
+                .map(|buffer| buffer.as_ref().map(Arc::as_ptr));
+            let parts = event
+                .parts
+                .map(|part| buffers.get(part.source).copied().flatten());
+            (buffers, parts)
+        };
+        let region = decoder.input.current.as_ref().map(Arc::as_ptr);
+        assert!(region.is_some());
+        assert_eq!(
+            first.as_ref().map(buffers),
+            Some(([region, None], [None, region, None]))
+        );
+        assert_eq!(
+            second.as_ref().map(buffers),
+            Some(([region, None], [region; 3]))
+        );
+    }
+
+    #[test]
+    fn an_event_of_several_data_lines_has_a_buffer_of_its_own() {
+        let mut decoder = Decoder::new();
+        decoder.push(b"id: 1\n\n");
+        assert_eq!(decoder.next_event().ok(), Some(None));
+        decoder.push(b"event: e\ndata: a\ndata: b\n\n");
+        let event = decoder.next_shared_event().ok().flatten();
+        let event = event.as_ref();
+        assert!(
+            event.is_some_and(|event| event.buffers[0].is_some() && event.buffers[1].is_none())
+        );
+        assert_eq!(
+            event.map(|event| (event.event_type(), event.data(), event.last_event_id())),
+            Some(("e", "a\nb", "1"))
+        );
+    }
+
+    #[test]
+    fn a_line_across_chunks_is_a_buffer_of_its_own() {
+        let mut decoder = Decoder::new();
+        decoder.push(b"data: a\ndata: b");
+        decoder.push(b"c\r");
+        assert_eq!(
+            (decoder.input.queue.len() + usize::from(decoder.input.current.is_some())),
+            2
+        );
+        assert!(!decoder.input.one_line);
+        assert_eq!(
+            decoder.input.queue.front().map(|(_, one_line)| *one_line),
+            Some(true)
+        );
+        assert!(decoder.input.skip_lf);
+        decoder.push(b"\n\r\ndata: d\n");
+        assert_eq!(
+            (decoder.input.queue.len() + usize::from(decoder.input.current.is_some())),
+            3
+        );
+        assert_eq!(
+            decoder.next_event().ok().flatten().map(|event| event.data),
+            Some("a\nbc".to_owned())
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use http_body::Frame;
 use http_body_util::{Full, StreamBody};
 use proptest::prelude::*;
 use tower_sse::decode::{
-    DecodeError, DecodeItems, DecodeStream, DecodedItem, Decoder, MessageEvent,
+    DecodeError, DecodeItems, DecodeStream, DecodedItem, Decoder, MessageEvent, SharedEvent,
 };
 
 /// Everything a client can observe after feeding a whole stream.
@@ -41,6 +41,40 @@ fn decode_chunks_with(mut decoder: Decoder, chunks: &[&[u8]]) -> Outcome {
                     *error = Some(err.to_string());
                     return false;
                 }
+            }
+        }
+    };
+    let mut ok = true;
+    for chunk in chunks {
+        decoder.push(chunk);
+        ok = drain(&mut decoder, &mut error);
+        if !ok {
+            break;
+        }
+    }
+    if ok {
+        decoder.finish();
+        drain(&mut decoder, &mut error);
+    }
+    Outcome {
+        events,
+        error,
+        last_event_id: decoder.last_event_id().to_owned(),
+        reconnection_time: decoder.reconnection_time(),
+    }
+}
+
+/// [`decode_chunks_with`], taking the events with `next_shared_event`.
+fn decode_shared_chunks_with(mut decoder: Decoder, chunks: &[&[u8]]) -> Outcome {
+    let mut events = Vec::new();
+    let mut error = None;
+    let mut drain = |decoder: &mut Decoder, error: &mut Option<String>| loop {
+        match decoder.next_shared_event() {
+            Ok(Some(event)) => events.push(MessageEvent::from(event)),
+            Ok(None) => return true,
+            Err(err) => {
+                *error = Some(err.to_string());
+                return false;
             }
         }
     };
@@ -1167,6 +1201,126 @@ proptest! {
     fn decoder_matches_the_reference_model(input in sse_bytes()) {
         prop_assert_eq!(decode_chunks(&[&input]), reference(&input));
     }
+
+    #[test]
+    fn shared_events_are_the_events_whatever_the_chunks(
+        input in sse_bytes(),
+        decoder in decoders(),
+        points in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let mut points: Vec<usize> =
+            points.iter().map(|index| index.index(input.len() + 1)).collect();
+        points.sort_unstable();
+        let chunks = split_at_points(&input, &points);
+        prop_assert_eq!(
+            decode_shared_chunks_with(decoder.clone(), &chunks),
+            decode_chunks_with(decoder, &chunks)
+        );
+    }
+}
+
+// Events whose strings are shared: `SharedEvent`.
+
+fn shared_events(decoder: &mut Decoder) -> Vec<SharedEvent> {
+    std::iter::from_fn(|| decoder.next_shared_event().expect("no limit is hit")).collect()
+}
+
+#[test]
+fn shared_events_read_their_parts_as_str() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"id: 7\nevent: greeting\ndata: h\xC3\xA9llo\ndata: world\n\ndata: x\n\n");
+    let events = shared_events(&mut decoder);
+    assert_eq!(events.len(), 2);
+    let first = &events[0];
+    assert_eq!(
+        (first.event_type(), first.data(), first.last_event_id()),
+        ("greeting", "h\u{e9}llo\nworld", "7")
+    );
+    let second = &events[1];
+    assert_eq!(
+        (second.event_type(), second.data(), second.last_event_id()),
+        ("message", "x", "7")
+    );
+    assert_eq!(
+        format!("{second:?}"),
+        r#"SharedEvent { event_type: "message", data: "x", last_event_id: "7" }"#
+    );
+}
+
+#[test]
+fn shared_events_compare_and_convert_as_message_events() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"event: e\ndata: one\ndata: two\n\ndata: x\n\ndata: x\n\n");
+    let events = shared_events(&mut decoder);
+    assert_eq!(events[0], event("e", "one\ntwo", ""));
+    assert_eq!(
+        MessageEvent::from(events[0].clone()),
+        event("e", "one\ntwo", "")
+    );
+    assert_eq!(events[1], events[2]);
+    assert_ne!(events[0], events[1]);
+    assert_eq!(events[1].clone(), message("x"));
+}
+
+#[test]
+fn shared_events_outlive_the_decoder() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"id: 1\ndata: first\n\nid: 2\ndata: second\n\n");
+    let events = shared_events(&mut decoder);
+    drop(decoder);
+    let read: Vec<(&str, &str)> = events
+        .iter()
+        .map(|event| (event.last_event_id(), event.data()))
+        .collect();
+    assert_eq!(read, [("1", "first"), ("2", "second")]);
+}
+
+#[test]
+fn values_read_before_a_chunk_ends_are_kept_after_it() {
+    let mut decoder = Decoder::new();
+    // The block's type and id, and then the last event id, outlive the
+    // lines they were read from.
+    decoder.push(b"event: e\nid: 1\n");
+    assert!(shared_events(&mut decoder).is_empty());
+    decoder.push(b"data: x\n");
+    decoder.push(b"\n");
+    decoder.push(b"data: y\n\n");
+    assert_eq!(
+        shared_events(&mut decoder),
+        [event("e", "x", "1"), event("message", "y", "1")]
+    );
+    decoder.push(b"event: f\ndata: z1\r\ndata: z2\r\n\r\n");
+    assert_eq!(shared_events(&mut decoder), [event("f", "z1\nz2", "1")]);
+    assert_eq!(decoder.last_event_id(), "1");
+}
+
+#[test]
+fn a_reset_keeps_the_last_event_id_read_from_lines_since_released() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"id: 41\ndata: a\n\n");
+    assert_eq!(shared_events(&mut decoder).len(), 1);
+    decoder.reset();
+    decoder.push(b"data: b\n\n");
+    let events = shared_events(&mut decoder);
+    assert_eq!(events[0].last_event_id(), "41");
+}
+
+#[tokio::test]
+async fn shared_decode_stream_over_frames() {
+    let body = StreamBody::new(stream::iter(frames(&[
+        b"id: 1\nevent: tick\ndata: a",
+        b"\n\ndata: b\n",
+        b"\n",
+    ])));
+    let mut events = DecodeStream::shared(body);
+    let mut read = Vec::new();
+    while let Some(event) = events.next().await {
+        read.push(MessageEvent::from(event.expect("decodes")));
+    }
+    let _: &DecodeStream<_, SharedEvent> = &events;
+    assert_eq!(read, [event("tick", "a", "1"), event("message", "b", "1")]);
+    assert!(futures_util::stream::FusedStream::is_terminated(&events));
+    assert_eq!(events.decoder().last_event_id(), "1");
 }
 
 #[test]

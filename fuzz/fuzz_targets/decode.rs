@@ -1,10 +1,11 @@
 //! The decoder on arbitrary bytes: it never panics, stays within its limits,
-//! and decodes the same whatever the chunk boundaries.
+//! decodes the same whatever the chunk boundaries, and its shared events
+//! (`next_shared_event`) are its owned ones.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tower_sse::decode::{DecodedItem, Decoder};
+use tower_sse::decode::{DecodedItem, Decoder, MessageEvent};
 
 /// Everything a client observes: the items, then the error if any, the last
 /// event id and the reconnection time.
@@ -41,6 +42,32 @@ fn decode(chunks: &[&[u8]], comments: bool) -> (Vec<DecodedItem>, Option<String>
     (items, error, last_event_id)
 }
 
+/// The events (and the error, if any, and the last event id) read with
+/// `next_shared_event`, as owned events.
+fn decode_shared(chunks: &[&[u8]]) -> (Vec<MessageEvent>, Option<String>, String) {
+    let mut decoder = Decoder::new().max_line_len(256).max_event_len(1024);
+    let mut events = Vec::new();
+    let mut error = None;
+    let take = |decoder: &mut Decoder, events: &mut Vec<MessageEvent>| loop {
+        match decoder.next_shared_event() {
+            Ok(Some(event)) => events.push(event.into()),
+            Ok(None) => return None,
+            Err(e) => return Some(e.to_string()),
+        }
+    };
+    for chunk in chunks {
+        decoder.push(chunk);
+        if error.is_none() {
+            error = take(&mut decoder, &mut events);
+        }
+    }
+    decoder.finish();
+    if error.is_none() {
+        error = take(&mut decoder, &mut events);
+    }
+    (events, error, decoder.last_event_id().to_owned())
+}
+
 fuzz_target!(|input: &[u8]| {
     let Some((&control, bytes)) = input.split_first() else {
         return;
@@ -55,5 +82,19 @@ fuzz_target!(|input: &[u8]| {
     // pieces; without an error, the outcome must be the same.
     if whole.1.is_none() && split.1.is_none() {
         assert_eq!(whole, split);
+    }
+    if !comments {
+        let (items, error, last_event_id) = &split;
+        let events: Vec<MessageEvent> = items
+            .iter()
+            .filter_map(|item| match item {
+                DecodedItem::Event(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            decode_shared(&chunks),
+            (events, error.clone(), last_event_id.clone())
+        );
     }
 });
