@@ -18,7 +18,6 @@ use tokio::time::Instant;
 use super::config::{HubConfig, Window};
 use super::id::{Epoch, EventId, Unnumbered};
 use super::log::{Cursor, Forgettable, Kind, Log, Retention, Woken, wake};
-#[cfg(feature = "redis")]
 use crate::event::EncodedEvent;
 
 /// Where a new subscription starts.
@@ -181,25 +180,56 @@ fn now_for(config: &HubConfig, kind: Kind) -> Option<Instant> {
 }
 
 impl Registry {
+    /// The topics' or the user feeds' logs by name.
+    fn logs(&self, kind: Kind) -> &HashMap<Arc<str>, Arc<Log>> {
+        match kind {
+            Kind::Topic => &self.topics,
+            Kind::User => &self.users,
+        }
+    }
+
+    fn logs_mut(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Arc<Log>> {
+        match kind {
+            Kind::Topic => &mut self.topics,
+            Kind::User => &mut self.users,
+        }
+    }
+
+    /// Appends an event numbered `seq` to `log` within its window and counts
+    /// it; returns the clock reading taken for the window, if any.
+    #[allow(clippy::too_many_arguments)]
+    fn append_to(
+        &mut self,
+        log: &Log,
+        seq: u64,
+        event: EncodedEvent,
+        config: &HubConfig,
+        committed: &AtomicU64,
+        after: &mut AfterUnlock,
+    ) -> Option<Instant> {
+        let window = window(config, log.kind);
+        let now = window.max_age.map(|_| Instant::now());
+        after.wake(log.append(seq, event, now, window, committed, &mut self.retention));
+        match log.kind {
+            Kind::Topic => self.counters.published += 1,
+            Kind::User => self.counters.sent += 1,
+        }
+        now
+    }
+
     fn bucket(&self, kind: Kind, name: &str) -> usize {
         (self.bucket_hasher.hash_one((kind, name)) as usize) % FORGOTTEN_BUCKETS
     }
 
     fn log(&mut self, kind: Kind, name: &str) -> Arc<Log> {
-        let map = match kind {
-            Kind::Topic => &self.topics,
-            Kind::User => &self.users,
-        };
+        let map = self.logs(kind);
         if let Some(log) = map.get(name) {
             return Arc::clone(log);
         }
         let evicted_through = self.forgotten[self.bucket(kind, name)];
         let name: Arc<str> = Arc::from(name);
         let log = Arc::new(Log::new(kind, Arc::clone(&name), evicted_through));
-        let map = match kind {
-            Kind::Topic => &mut self.topics,
-            Kind::User => &mut self.users,
-        };
+        let map = self.logs_mut(kind);
         map.insert(name, Arc::clone(&log));
         log
     }
@@ -225,16 +255,10 @@ impl Registry {
         let id = EventId::new(epoch, self.last_seq + 1);
         let event = event.with_id(id);
         self.last_seq = id.seq();
-        let window = window(config, kind);
-        let now = window.max_age.map(|_| Instant::now());
         let log = self.log(kind, name);
-        after.wake(log.append(id.seq(), event, now, window, committed, &mut self.retention));
-        match kind {
-            Kind::Topic => self.counters.published += 1,
-            Kind::User => self.counters.sent += 1,
-        }
+        let now = self.append_to(&log, id.seq(), event, config, committed, after);
         // Without a maximum age, a log that holds an event is kept.
-        if window.max_age.is_some() && log.subscribers.load(Ordering::Relaxed) == 0 {
+        if window(config, kind).max_age.is_some() && log.subscribers.load(Ordering::Relaxed) == 0 {
             self.consider_idle(&log, now, config, after);
         }
         self.sweep(now, config, SWEEP_BUDGET, after);
@@ -255,21 +279,11 @@ impl Registry {
         committed: &AtomicU64,
         after: &mut AfterUnlock,
     ) -> bool {
-        let map = match kind {
-            Kind::Topic => &self.topics,
-            Kind::User => &self.users,
-        };
-        let Some(log) = map.get(name) else {
+        let Some(log) = self.logs(kind).get(name).cloned() else {
             return false;
         };
         self.last_seq = self.last_seq.max(seq);
-        let window = window(config, kind);
-        let now = window.max_age.map(|_| Instant::now());
-        after.wake(log.append(seq, event, now, window, committed, &mut self.retention));
-        match kind {
-            Kind::Topic => self.counters.published += 1,
-            Kind::User => self.counters.sent += 1,
-        }
+        self.append_to(&log, seq, event, config, committed, after);
         true
     }
 
@@ -287,10 +301,7 @@ impl Registry {
     /// Whether the hub holds a log for `name`.
     #[cfg(feature = "redis")]
     pub(crate) fn holds(&self, kind: Kind, name: &str) -> bool {
-        match kind {
-            Kind::Topic => self.topics.contains_key(name),
-            Kind::User => self.users.contains_key(name),
-        }
+        self.logs(kind).contains_key(name)
     }
 
     /// Removes the log of `name` and ends it: its readers get what it holds,
@@ -298,10 +309,7 @@ impl Registry {
     /// longer has; they reconnect and are told).
     #[cfg(feature = "redis")]
     pub(crate) fn end_log(&mut self, kind: Kind, name: &str, after: &mut AfterUnlock) {
-        let map = match kind {
-            Kind::Topic => &mut self.topics,
-            Kind::User => &mut self.users,
-        };
+        let map = self.logs_mut(kind);
         if let Some(log) = map.remove(name) {
             log.discard(&mut self.retention);
             after.wake(log.close());

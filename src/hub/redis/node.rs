@@ -43,18 +43,20 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Buckets of names for forgotten (expired) logs, as in the local hub.
 const BUCKETS: u64 = 4096;
 
-/// Redis has no epoch: it lost the hub's history and no node has made a
-/// new one yet.
+/// Why the node could not use Redis, when Redis itself did not say (its
+/// own errors and timeouts are passed on as they are).
 #[derive(Debug)]
-pub(super) struct HistoryLost;
+pub(super) struct Away(&'static str);
 
-impl std::fmt::Display for HistoryLost {
+impl std::fmt::Display for Away {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Redis has lost the hub's history")
+        f.write_str(self.0)
     }
 }
 
-impl std::error::Error for HistoryLost {}
+impl std::error::Error for Away {}
+
+const STOPPED: Away = Away("the hub's node has stopped");
 
 /// A topic or user feed, as Redis names it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -131,16 +133,15 @@ impl Keys {
     }
 
     /// The topic or user feed of a channel name of this prefix.
-    fn parse_channel(&self, name: &str) -> Option<Channel> {
+    fn parse_channel<'a>(&self, name: &'a str) -> Option<(Kind, &'a str)> {
         let rest = name
             .strip_prefix(self.prefix.as_str())?
             .strip_prefix(":c:")?;
-        let (kind, name) = match rest.split_at_checked(2)? {
-            ("t:", name) => (Kind::Topic, name),
-            ("u:", name) => (Kind::User, name),
-            _ => return None,
-        };
-        Some(Channel::new(kind, Arc::from(name)))
+        match rest.split_at_checked(2)? {
+            ("t:", name) => Some((Kind::Topic, name)),
+            ("u:", name) => Some((Kind::User, name)),
+            _ => None,
+        }
     }
 }
 
@@ -415,11 +416,11 @@ impl Node {
                 };
                 self.commands
                     .send(follow)
-                    .map_err(|_| HubError::unavailable(HistoryLost))?;
+                    .map_err(|_| HubError::unavailable(STOPPED))?;
                 tokio::time::timeout(self.redis.timeout() * 2, answer)
                     .await
                     .map_err(|_| HubError::unavailable(super::connection::TimedOut))?
-                    .map_err(|_| HubError::unavailable(HistoryLost))??
+                    .map_err(|_| HubError::unavailable(STOPPED))??
             }
         };
         let after = match resume {
@@ -449,7 +450,9 @@ impl Node {
             // (its data was flushed while the node's connection stayed up):
             // the follower takes it up, and the client comes back then.
             let _ = self.commands.send(Command::EpochMoved(epoch));
-            return Err(HubError::unavailable(HistoryLost));
+            return Err(HubError::unavailable(Away(
+                "Redis has a new history that this node has not taken up yet",
+            )));
         }
         let resync = if after > head {
             Some(Resync::UnknownId)
@@ -584,7 +587,7 @@ impl Follower {
                     () = &mut sleep => break,
                     command = self.commands.recv() => match command {
                         Some(Command::Follow { reply, .. }) => {
-                            let _ = reply.send(Err(HubError::unavailable(super::connection::TimedOut)));
+                            let _ = reply.send(Err(HubError::unavailable(Away("the node is reconnecting to Redis"))));
                         }
                         // Syncing comes next anyway.
                         Some(Command::EpochMoved(_)) => {}
@@ -620,7 +623,7 @@ impl Follower {
                         self.deliver(message.get_channel_name(), message.get_payload_bytes())?;
                         ping.reset();
                     }
-                    None => return Err(Break::Lost(HubError::unavailable(super::connection::TimedOut))),
+                    None => return Err(Break::Lost(HubError::unavailable(Away("the pub/sub connection to Redis closed")))),
                 },
                 command = self.commands.recv() => match command {
                     Some(Command::Follow { channels, reply }) => {
@@ -702,7 +705,14 @@ impl Follower {
                     registry.end_log(channel.kind, &channel.name, &mut after);
                 }
                 for (seq, channel, event) in events {
-                    append(&shared, &mut registry, &channel, seq, event, &mut after);
+                    append(
+                        &shared,
+                        &mut registry,
+                        (channel.kind, &channel.name),
+                        seq,
+                        event,
+                        &mut after,
+                    );
                 }
             }
             after.run();
@@ -720,15 +730,7 @@ impl Follower {
     /// Makes a new epoch in Redis, unless another node already has.
     async fn renew_in_redis(&self, stale: Epoch) -> Result<(), HubError> {
         let node = &self.node;
-        let renew = redis::Script::new(
-            r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-end
-return 1
-",
-        );
-        let mut script = renew.prepare_invoke();
+        let mut script = scripts::RENEW.prepare_invoke();
         script
             .key(&node.keys.epoch)
             .arg(stale.to_hex())
@@ -785,8 +787,8 @@ return 1
                 followed.insert(channel, since);
             }
         }
-        node.since(&channels)
-            .ok_or_else(|| HubError::unavailable(HistoryLost))
+        // Every channel is followed by now.
+        Ok(node.since(&channels).unwrap_or_default())
     }
 
     /// A log was forgotten: stop following it unless it is held again.
@@ -805,7 +807,8 @@ return 1
     /// A message from pub/sub: appends the event to its log.
     fn deliver(&mut self, channel: &str, payload: &[u8]) -> Result<(), Break> {
         let node = &self.node;
-        let Some(channel) = node.keys.parse_channel(channel) else {
+        // Borrowed: no allocation per message.
+        let Some((kind, name)) = node.keys.parse_channel(channel) else {
             return Ok(());
         };
         let Some((epoch, seq, encoded)) = parse_message(payload) else {
@@ -827,7 +830,7 @@ return 1
         append(
             &shared,
             &mut shared.lock(),
-            &channel,
+            (kind, name),
             seq,
             event,
             &mut after,
@@ -837,19 +840,19 @@ return 1
     }
 }
 
-/// Appends an event from Redis to the node's log of `channel`, if it holds
+/// Appends an event from Redis to the node's log of `(kind, name)`, if it holds
 /// one (someone here reads it).
 fn append(
     shared: &Shared,
     registry: &mut Registry,
-    channel: &Channel,
+    (kind, name): (Kind, &str),
     seq: u64,
     event: EncodedEvent,
     after: &mut AfterUnlock,
 ) {
     registry.append_at(
-        channel.kind,
-        &channel.name,
+        kind,
+        name,
         seq,
         event,
         &shared.config,
@@ -894,7 +897,11 @@ mod tests {
             Channel::new(Kind::User, Arc::from("ada:lovelace")),
             Channel::new(Kind::Topic, Arc::from("")),
         ] {
-            assert_eq!(keys.parse_channel(&keys.channel(&channel)), Some(channel));
+            let name = keys.channel(&channel);
+            assert_eq!(
+                keys.parse_channel(&name),
+                Some((channel.kind, &*channel.name))
+            );
         }
         for other in [
             "app:c:x:news",

@@ -174,3 +174,17 @@ return out
 "
     ))
 });
+
+/// Makes a new epoch, unless another node already has: for Redis restored
+/// from an older snapshot, whose positions would otherwise be given twice.
+/// KEYS: epoch. ARGV: the stale epoch, a fresh one.
+pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return 1
+",
+    )
+});
