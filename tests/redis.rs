@@ -600,7 +600,10 @@ async fn two_axum_servers_one_redis_resume_over_http() {
     );
     let live = publish(&a, "feed", "live").await;
     assert_eq!(next_over_http(&mut on_b).await, (live, "live".to_owned()));
-    assert_eq!(first.1, "hello", "the first event it got is one of the markers");
+    assert_eq!(
+        first.1, "hello",
+        "the first event it got is one of the markers"
+    );
     server_a.abort();
     server_b.abort();
 }

@@ -88,6 +88,27 @@ where
     (addr, status, task)
 }
 
+/// [`serve_one_guarded`] with a stream fed by the returned sender: the
+/// hub's items (`Lagged` included) as a test sends them.
+async fn serve_one_fed(
+    http1: hyper::server::conn::http1::Builder,
+    guard: ConnectionGuard,
+    config: SseConfig,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<Result<EncodedEvent, Lagged>>,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Receiver<ConnectionStatus>,
+    JoinHandle<hyper::Result<()>>,
+) {
+    let (sender, events) = channel::<Result<EncodedEvent, Lagged>>();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events)));
+    let (addr, status, server) = serve_one_guarded(http1, guard, config, move || {
+        events.lock().unwrap().take().expect("one request")
+    })
+    .await;
+    (sender, addr, status, server)
+}
+
 #[tokio::test(start_paused = true)]
 async fn stalled_client_is_closed_after_the_write_timeout_and_reported() {
     let closes = CloseRecorder::new();
@@ -121,12 +142,7 @@ async fn lagged_stream_of_a_client_that_reads_nothing_is_closed_by_the_write_tim
     let closes = CloseRecorder::new();
     let guard = ConnectionGuard::new().write_timeout(WRITE_TIMEOUT);
     let config = SseConfig::new().on_close(closes.hook());
-    let (sender, events) = channel::<Result<EncodedEvent, Lagged>>();
-    let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events)));
-    let (addr, status, server) = serve_one_guarded(http1(), guard, config, move || {
-        events.lock().unwrap().take().expect("one request")
-    })
-    .await;
+    let (sender, addr, status, server) = serve_one_fed(http1(), guard, config).await;
 
     let mut client = open_stalled(addr, "/events").await;
     let status = status.await.unwrap();
@@ -152,16 +168,11 @@ async fn lagged_stream_seen_while_the_socket_is_blocked_closes_the_connection_at
     // No write timeout: only the cut can close the connection.
     let guard = ConnectionGuard::new().without_write_timeout();
     let config = SseConfig::new().on_close(closes.hook());
-    let (sender, events) = channel::<Result<EncodedEvent, Lagged>>();
-    let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events)));
     // A write buffer larger than the whole stream: the server keeps polling
     // the body while the socket is blocked, so the body sees the cut then.
     let mut http1 = http1();
     http1.writev(false).max_buf_size(64 << 20);
-    let (addr, status, server) = serve_one_guarded(http1, guard, config, move || {
-        events.lock().unwrap().take().expect("one request")
-    })
-    .await;
+    let (sender, addr, status, server) = serve_one_fed(http1, guard, config).await;
 
     let mut client = open_stalled(addr, "/events").await;
     let status = status.await.unwrap();
@@ -271,12 +282,7 @@ async fn a_lagged_stream_ends_its_guarded_connection_even_when_the_client_reads(
     let closes = CloseRecorder::new();
     let guard = ConnectionGuard::new().without_write_timeout();
     let config = SseConfig::new().on_close(closes.hook());
-    let (sender, events) = channel::<Result<EncodedEvent, Lagged>>();
-    let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events)));
-    let (addr, _status, server) = serve_one_guarded(http1(), guard, config, move || {
-        events.lock().unwrap().take().expect("one request")
-    })
-    .await;
+    let (sender, addr, _status, server) = serve_one_fed(http1(), guard, config).await;
 
     let (_connection, mut events) = support::client::open_events(addr, "/events", None).await;
     sender
