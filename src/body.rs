@@ -95,6 +95,9 @@ pin_project! {
         // The bytes of this body's own frame buffers that the server holds
         // and has not written (and dropped) yet; made with the first one.
         unwritten: Option<Arc<AtomicUsize>>,
+        // The body gave way once, with a frame's worth unwritten, so that
+        // the server would write it; cleared once the server holds less.
+        yielded_to_writes: bool,
         // The close hook has been told why the body ended (or an empty body
         // has nothing to tell).
         reported: bool,
@@ -165,6 +168,7 @@ impl<S> SseBody<S> {
             config,
             last_frame_len: 0,
             unwritten: None,
+            yielded_to_writes: false,
             reported: false,
         }
     }
@@ -209,6 +213,7 @@ impl<S> SseBody<S> {
             config: SseConfig::default(),
             last_frame_len: 0,
             unwritten: None,
+            yielded_to_writes: false,
             reported: true,
         }
     }
@@ -245,7 +250,6 @@ where
             }
         }
         let config = &*this.config;
-        let mut carried = None;
         if let Some(rare) = this.rare.as_deref_mut() {
             if let Some(piece) = rare.pieces.pop_front() {
                 return Poll::Ready(Some(Ok(Frame::data(piece))));
@@ -281,36 +285,42 @@ where
                     return Poll::Ready(None);
                 }
             }
-            carried = rare.carried.take();
         }
 
-        // One unit of the task's cooperative budget per frame: a connection
-        // whose stream is always ready yields to the others on its worker
-        // after a bounded number of frames (and hyper polls a body again
-        // after every frame it queues).
-        let coop = match tokio::task::coop::poll_proceed(cx) {
-            Poll::Ready(coop) => coop,
-            Poll::Pending => {
-                if let Some(carried) = carried {
-                    rare_mut(this.rare).carried = Some(carried);
-                }
-                return Poll::Pending;
-            }
-        };
-        // The server holds at most about two frames' worth of this body's
-        // own bytes: while more is unwritten (the client reads slowly), each
+        // The server holds at most one frame's worth of this body's own
+        // bytes that it has not written, plus single events. hyper asks for
+        // up to 16 frames (about 400 KiB) before it writes: past a frame's
+        // worth, the body gives way once so that the server writes what it
+        // holds (a fast client takes it at once); if that is still unwritten
+        // (the client reads slowly, or the frames are kept), each further
         // frame carries one event, so a slow connection costs little memory.
-        // (hyper asks for up to 16 frames before it writes, so a fast
-        // connection gets two full frames and a few single events a write.)
+        // Waiting for a write instead would never end for a caller that
+        // keeps the frames (`collect` does).
         let unwritten = this
             .unwritten
             .as_ref()
             .map_or(0, |unwritten| unwritten.load(Ordering::Relaxed));
         let max_frame_bytes = config.inner().max_frame_bytes;
-        let limit = max_frame_bytes
-            .saturating_mul(2)
-            .saturating_sub(unwritten)
-            .min(max_frame_bytes);
+        if unwritten == 0 || unwritten < max_frame_bytes {
+            *this.yielded_to_writes = false;
+        } else if !*this.yielded_to_writes {
+            *this.yielded_to_writes = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let limit = max_frame_bytes.saturating_sub(unwritten);
+
+        // One unit of the task's cooperative budget per frame: a connection
+        // whose stream is always ready yields to the others on its worker
+        // after a bounded number of frames (and hyper polls a body again
+        // after every frame it queues).
+        let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+            return Poll::Pending;
+        };
+        let carried = this
+            .rare
+            .as_deref_mut()
+            .and_then(|rare| rare.carried.take());
         let mut batch = Batch::new(carried, limit, *this.last_frame_len as usize);
         while batch.wants_more() {
             match stream.as_mut().poll_next(cx) {
@@ -564,8 +574,12 @@ impl Batch {
                     .saturating_add(512)
                     .min(MAX_FIRST_CAPACITY)
                     // A frame bounded low (its connection has a frame
-                    // unwritten) must not reserve room for a large one.
-                    .min(self.limit.saturating_add(512))
+                    // unwritten) must not reserve room for a large one; a
+                    // frame of one event gets what its encoding reserves.
+                    .min(match self.limit {
+                        0 => 0,
+                        limit => limit.saturating_add(512),
+                    })
                     .max(2 * lone_len);
                 let mut buf = BytesMut::with_capacity(capacity);
                 if let Contents::Lone(lone) = contents {

@@ -317,14 +317,15 @@ impl SseConfig {
     /// than the bound is still sent, alone. `0` sends every event in a frame of
     /// its own.
     ///
-    /// It also bounds what a slow client makes the server hold: once two
-    /// frames' worth of a body's own frame buffers are waiting in the server
-    /// (hyper queues up to 16 frames, about 400 KiB, before it stops asking
-    /// for more), each further frame carries one event until they are
-    /// written. A connection whose client reads slowly therefore holds at
-    /// most about `2 * max_frame_bytes` plus 15 single events of its own
-    /// (the hub's shared events and large data pieces are shared, not
-    /// copied, and not counted).
+    /// It also bounds what a slow client makes the server hold. hyper asks a
+    /// body for up to 16 frames (about 400 KiB) before it writes them; once
+    /// a frame's worth of a body's own frame buffers waits in the server,
+    /// the body gives way once so that the server writes it, and if it is
+    /// still unwritten (the client reads slowly), each further frame carries
+    /// one event until it is. A connection whose client reads slowly
+    /// therefore holds at most about `max_frame_bytes` plus 15 single events
+    /// of its own (the hub's shared events and large data pieces are shared,
+    /// not copied, and not counted).
     #[must_use]
     pub fn max_frame_bytes(mut self, max_frame_bytes: usize) -> Self {
         self.inner_mut().max_frame_bytes = max_frame_bytes;

@@ -4,8 +4,10 @@
 mod support;
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -124,34 +126,87 @@ async fn frames_stay_within_the_default_bound_unless_one_event_is_larger() {
     assert!(counts.iter().any(|&count| count > 1), "no batching at all");
 }
 
+fn events_in(frame: &Bytes) -> usize {
+    frame.windows(2).filter(|pair| pair == b"\n\n").count()
+}
+
+/// A waker that counts its wakes.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn kilobyte_events() -> impl futures_util::Stream<Item = Event> {
+    stream::iter((0..).map(|n| Event::new().id(n).data("x".repeat(1000))))
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_connection_that_holds_a_frame_unwritten_gets_one_event_per_frame() {
-    let events = stream::iter((0..200).map(|n| Event::new().id(n).data("x".repeat(1000))));
-    let mut body = Box::pin(SseBody::new(events));
-    let events_in = |frame: &Bytes| frame.windows(2).filter(|pair| pair == b"\n\n").count();
+    let mut body = Box::pin(SseBody::new(kilobyte_events()));
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(Arc::clone(&counter));
+    let mut cx = Context::from_waker(&waker);
+    let mut poll = move |body: &mut Pin<Box<SseBody<_>>>| match body.as_mut().poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => Some(frame.into_data().unwrap()),
+        Poll::Pending => None,
+        other => panic!("the stream is endless: {other:?}"),
+    };
 
-    // The server holds what it got: a slow client has not read it yet. Two
-    // frames' worth of batches, then one event a frame.
+    // The server holds what it got: about a frame's worth of batched events
+    // (a frame's bound ends with the event that crosses it).
     let mut unwritten = Vec::new();
-    while unwritten.len() < 3 {
-        let frame = next_frame(&mut body).await.unwrap();
-        let single = events_in(&frame) == 1;
+    while let Some(frame) = poll(&mut body) {
         unwritten.push(frame);
-        if single {
-            break;
-        }
     }
     assert!(events_in(&unwritten[0]) > 1, "the first frame is a batch");
-    assert_eq!(events_in(unwritten.last().unwrap()), 1, "no single event");
-    for _ in 0..5 {
-        let frame = next_frame(&mut body).await.unwrap();
+    let held: usize = unwritten.iter().map(Bytes::len).sum();
+    // A frame's worth of this body's buffers is counted by their room, and
+    // the event that overflows a frame shares its buffer: the frames after
+    // the first may carry an event or two more.
+    assert!(
+        (MAX_FRAME - 1100..=MAX_FRAME + 3 * 1100).contains(&held),
+        "{held} bytes before the body gave way"
+    );
+    // Asked for more before it wrote them, the body gave way once and woke
+    // its task at once, so that the server writes what it holds.
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken to go on");
+    // Still unwritten (the client reads slowly): one event a frame.
+    for _ in 0..15 {
+        let frame = poll(&mut body).expect("a frame");
         assert_eq!(events_in(&frame), 1);
         unwritten.push(frame);
     }
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "gave way only once");
     // Written and dropped: batches again.
     drop(unwritten);
-    let frame = next_frame(&mut body).await.unwrap();
+    let frame = poll(&mut body).expect("a frame");
     assert!(events_in(&frame) > 1, "batching resumes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_writes_each_frame_gets_full_batches() {
+    let mut body = Box::pin(SseBody::new(kilobyte_events()));
+    let mut pauses = 0;
+    for _ in 0..20 {
+        // A fast client: the server writes the frame and drops it.
+        match poll_frame_now(&mut body) {
+            Poll::Ready(Some(frame)) => {
+                assert!(events_in(&frame) > 10, "{} events", events_in(&frame));
+                assert!(frame.len() <= MAX_FRAME);
+            }
+            Poll::Pending => pauses += 1,
+            Poll::Ready(None) => panic!("the stream is endless"),
+        }
+    }
+    assert_eq!(pauses, 0, "a written frame leaves nothing to wait for");
 }
 
 #[tokio::test]
