@@ -734,7 +734,7 @@ fn has_byte_from_7f(word: u64) -> bool {
 /// which finds the real line breaks itself.
 #[inline]
 fn may_hold_line_break(value: &[u8]) -> bool {
-    const BLOCK: usize = 32;
+    const BLOCK: usize = 128;
     let low = |block: &[u8]| block.iter().fold(false, |low, &byte| low | (byte <= b'\r'));
     let mut blocks = value.chunks_exact(BLOCK);
     blocks.any(low) || low(blocks.remainder())
