@@ -30,6 +30,12 @@ pub(crate) const MAX_FRAME_EVENTS: usize = 256;
 /// moved in) is sent as a piece of its own, not copied into the frame.
 pub(crate) const MIN_PIECE: usize = 8 * 1024;
 
+/// A body gives way (once) so that the server writes what it holds when this
+/// much of its own frame buffers is unwritten, or `max_frame_bytes` if that
+/// is larger: small frames (down to one event each) are still gathered into
+/// one write.
+const MIN_BACKLOG: usize = 16 * 1024;
+
 /// The largest buffer a frame starts with; larger events grow it as needed.
 const MAX_FIRST_CAPACITY: usize = 1 << 20;
 
@@ -288,9 +294,9 @@ where
         }
 
         // The server holds at most one frame's worth of this body's own
-        // bytes that it has not written, plus single events. hyper asks for
-        // up to 16 frames (about 400 KiB) before it writes: past a frame's
-        // worth, the body gives way once so that the server writes what it
+        // bytes that it has not written (at least `MIN_BACKLOG`), plus single
+        // events. hyper asks for up to 16 frames (about 400 KiB) before it
+        // writes: past a frame's worth, the body gives way once so that the server writes what it
         // holds (a fast client takes it at once); if that is still unwritten
         // (the client reads slowly, or the frames are kept), each further
         // frame carries one event, so a slow connection costs little memory.
@@ -301,14 +307,15 @@ where
             .as_ref()
             .map_or(0, |unwritten| unwritten.load(Ordering::Relaxed));
         let max_frame_bytes = config.inner().max_frame_bytes;
-        if unwritten == 0 || unwritten < max_frame_bytes {
+        let backlog = max_frame_bytes.max(MIN_BACKLOG);
+        if unwritten < backlog {
             *this.yielded_to_writes = false;
         } else if !*this.yielded_to_writes {
             *this.yielded_to_writes = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let limit = max_frame_bytes.saturating_sub(unwritten);
+        let limit = backlog.saturating_sub(unwritten).min(max_frame_bytes);
 
         // One unit of the task's cooperative budget per frame: a connection
         // whose stream is always ready yields to the others on its worker

@@ -209,6 +209,25 @@ async fn a_connection_that_writes_each_frame_gets_full_batches() {
     assert_eq!(pauses, 0, "a written frame leaves nothing to wait for");
 }
 
+#[tokio::test(start_paused = true)]
+async fn frames_of_one_event_are_gathered_until_a_frame_bound_of_bytes_waits() {
+    let config = SseConfig::new().max_frame_bytes(0);
+    let mut body = Box::pin(SseBody::with_config(kilobyte_events(), config));
+    // The server keeps what it gets, as hyper does until it writes: single
+    // events, up to 16 KiB of them, before the body gives way once.
+    let mut unwritten = Vec::new();
+    while let Poll::Ready(Some(frame)) = poll_frame_now(&mut body) {
+        assert_eq!(events_in(&frame), 1);
+        unwritten.push(frame);
+    }
+    let held: usize = unwritten.iter().map(Bytes::len).sum();
+    assert!(
+        (16 * KIB - 1100..=16 * KIB + 1100).contains(&held),
+        "{held} bytes before the body gave way"
+    );
+    assert_eq!(events_in(&next_frame(&mut body).await.unwrap()), 1);
+}
+
 #[tokio::test]
 async fn an_always_ready_stream_yields_its_worker_after_a_bounded_number_of_frames() {
     let events = stream::iter((0..).map(numbered));
