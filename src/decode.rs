@@ -366,23 +366,60 @@ impl Decoder {
                     }
                     continue;
                 }
-                // The usual field names are read before the line end is
-                // searched for, which then starts at the value: no CR or LF
-                // is in a name.
-                let (field, value) = known_field(first, rest);
+                if !self.input.one_line {
+                    // The usual fields, each on a path of its own. Their
+                    // name is read before the line end is searched for,
+                    // which then starts at the value: no CR or LF is in a
+                    // name.
+                    match first {
+                        b'd' if rest.starts_with(b"data:") => {
+                            // Data values are often long: a vector search
+                            // at once.
+                            let (value, len) = value_and_len::<0>(rest, 5);
+                            if len > self.max_line_len {
+                                return Err(Exceeded::Line(self.max_line_len));
+                            }
+                            self.fields.data(Span {
+                                start: pos + value,
+                                end: pos + len,
+                            })?;
+                            pos += len + line_end_len(rest, len);
+                            continue;
+                        }
+                        b'i' if rest.starts_with(b"id:") => {
+                            let (value, len) = value_and_len::<3>(rest, 3);
+                            if len > self.max_line_len {
+                                return Err(Exceeded::Line(self.max_line_len));
+                            }
+                            let span = Span {
+                                start: pos + value,
+                                end: pos + len,
+                            };
+                            self.fields
+                                .id(span, rest.get(value..len).unwrap_or_default());
+                            pos += len + line_end_len(rest, len);
+                            continue;
+                        }
+                        b'e' if rest.starts_with(b"event:") => {
+                            let (value, len) = value_and_len::<3>(rest, 6);
+                            if len > self.max_line_len {
+                                return Err(Exceeded::Line(self.max_line_len));
+                            }
+                            self.fields.event_type(Span {
+                                start: pos + value,
+                                end: pos + len,
+                            })?;
+                            pos += len + line_end_len(rest, len);
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
                 let len = if self.input.one_line {
                     let end = if rest.ends_with(b"\r\n") { 2 } else { 1 };
                     rest.len().saturating_sub(end)
                 } else {
-                    let after = rest.get(value..).unwrap_or_default();
-                    let found = if field == Field::Data {
-                        // Data values are often long: a word of
-                        // them is looked at before a vector search.
-                        find_line_end::<1>(after)
-                    } else {
-                        find_line_end::<3>(after)
-                    };
-                    value + found.unwrap_or(after.len())
+                    find_line_end::<3>(rest).unwrap_or(rest.len())
                 };
                 if len > self.max_line_len {
                     return Err(Exceeded::Line(self.max_line_len));
@@ -390,25 +427,18 @@ impl Decoder {
                 let line = rest.get(..len).unwrap_or_default();
                 let start = pos;
                 pos += len + line_end_len(rest, len);
-                let (field, value) = match field {
-                    Field::Unknown => {
-                        if first == b':' {
-                            if self.comments {
-                                self.input.pos = pos;
-                                let comment =
-                                    region.get(start + 1..start + len).unwrap_or_default();
-                                let comment = comment.strip_prefix(' ').unwrap_or(comment);
-                                self.comment.clear();
-                                self.comment.push_str(comment);
-                                return Ok(Step::Comment);
-                            }
-                            continue;
-                        }
-                        split_field(line)
+                if first == b':' {
+                    if self.comments {
+                        self.input.pos = pos;
+                        let comment = region.get(start + 1..start + len).unwrap_or_default();
+                        let comment = comment.strip_prefix(' ').unwrap_or(comment);
+                        self.comment.clear();
+                        self.comment.push_str(comment);
+                        return Ok(Step::Comment);
                     }
-                    known => (known, value),
-                };
-                self.fields.field(field, value, line, start)?;
+                    continue;
+                }
+                self.fields.field(line, start)?;
             }
             self.input.advance();
         }
@@ -933,18 +963,12 @@ impl FieldState {
     }
 
     /// Interprets a field line (not empty, not a comment): `line`, at `start`
-    /// in the region, without its line end, of `field`, whose value starts
-    /// at `offset` (after the colon, its leading space still there).
+    /// in the region, without its line end.
     // Inlined into the parser's loop: a call per line costs more than the
     // work of most lines.
     #[inline(always)]
-    fn field(
-        &mut self,
-        field: Field,
-        offset: usize,
-        line: &[u8],
-        start: usize,
-    ) -> Result<(), Exceeded> {
+    fn field(&mut self, line: &[u8], start: usize) -> Result<(), Exceeded> {
+        let (field, offset) = split_field(line);
         // One leading space is not part of the value.
         let offset = offset + usize::from(line.get(offset) == Some(&b' '));
         let value = line.get(offset..).unwrap_or_default();
@@ -952,64 +976,78 @@ impl FieldState {
             start: start + offset,
             end: start + line.len(),
         };
-
         match field {
-            Field::Data => {
-                let event_type_len = if self.set & EVENT_TYPE != 0 {
-                    self.span(TYPE).len()
-                } else {
-                    0
-                };
-                let data_len = self.data_len + value.len() + 1;
-                if data_len + event_type_len > self.max_event_len {
-                    return Err(Exceeded::Event(self.max_event_len));
-                }
-                self.data_len = data_len;
-                if self.set & (DATA_ONE | DATA_JOINED) == 0 {
-                    self.set |= DATA_ONE;
-                    self.carried &= !DATA_ONE;
-                    self.set_span(DATA, span);
-                    return Ok(());
-                }
-                let mut joined = mem::take(&mut self.joined);
-                if self.set & DATA_ONE != 0 {
-                    let first = self.str(DATA_ONE, self.span(DATA));
-                    joined.clear();
-                    joined.reserve(first.len() + 1 + value.len());
-                    joined.push_str(first);
-                    self.set = self.set & !DATA_ONE | DATA_JOINED;
-                } else {
-                    // One reservation for the LF and the value: pushing the
-                    // LF alone would often grow (and copy) the buffer a
-                    // second time.
-                    joined.reserve(1 + value.len());
-                }
-                joined.push('\n');
-                joined.push_str(self.str(0, span));
-                self.joined = joined;
-            }
-            Field::Event => {
-                if self.data_len + value.len() > self.max_event_len {
-                    return Err(Exceeded::Event(self.max_event_len));
-                }
-                self.set |= EVENT_TYPE;
-                self.carried &= !EVENT_TYPE;
-                self.set_span(TYPE, span);
-            }
-            // An id holding NUL is ignored as a whole, not truncated.
-            Field::Id if !has_nul(value) => {
-                self.set |= ID;
-                self.carried &= !ID;
-                self.set_span(ID_BUFFER, span);
-            }
+            Field::Data => self.data(span)?,
+            Field::Event => self.event_type(span)?,
+            Field::Id => self.id(span, value),
             Field::Retry => {
                 if let Some(millis) = parse_retry(value) {
                     self.reconnection_time = Some(Duration::from_millis(millis));
                 }
             }
-            _ => {}
+            Field::Unknown => {}
         }
         Ok(())
+    }
+
+    /// Interprets a `data` field whose value is at `span`.
+    #[inline(always)]
+    fn data(&mut self, span: Span) -> Result<(), Exceeded> {
+        let event_type_len = if self.set & EVENT_TYPE != 0 {
+            self.span(TYPE).len()
+        } else {
+            0
+        };
+        let data_len = self.data_len + span.len() + 1;
+        if data_len + event_type_len > self.max_event_len {
+            return Err(Exceeded::Event(self.max_event_len));
+        }
+        self.data_len = data_len;
+        if self.set & (DATA_ONE | DATA_JOINED) == 0 {
+            self.set |= DATA_ONE;
+            self.carried &= !DATA_ONE;
+            self.set_span(DATA, span);
+            return Ok(());
+        }
+        let mut joined = mem::take(&mut self.joined);
+        if self.set & DATA_ONE != 0 {
+            let first = self.str(DATA_ONE, self.span(DATA));
+            joined.clear();
+            joined.reserve(first.len() + 1 + span.len());
+            joined.push_str(first);
+            self.set = self.set & !DATA_ONE | DATA_JOINED;
+        } else {
+            // One reservation for the LF and the value: pushing the LF alone
+            // would often grow (and copy) the buffer a second time.
+            joined.reserve(1 + span.len());
+        }
+        joined.push('\n');
+        joined.push_str(self.str(0, span));
+        self.joined = joined;
+        Ok(())
+    }
+
+    /// Interprets an `event` field whose value is at `span`.
+    #[inline(always)]
+    fn event_type(&mut self, span: Span) -> Result<(), Exceeded> {
+        if self.data_len + span.len() > self.max_event_len {
+            return Err(Exceeded::Event(self.max_event_len));
+        }
+        self.set |= EVENT_TYPE;
+        self.carried &= !EVENT_TYPE;
+        self.set_span(TYPE, span);
+        Ok(())
+    }
+
+    /// Interprets an `id` field whose value, `value`, is at `span`.
+    #[inline(always)]
+    fn id(&mut self, span: Span, value: &[u8]) {
+        // An id holding NUL is ignored as a whole, not truncated.
+        if !has_nul(value) {
+            self.set |= ID;
+            self.carried &= !ID;
+            self.set_span(ID_BUFFER, span);
+        }
     }
 
     /// Ends the block at an empty line: its `id`, if any, becomes the last
@@ -1135,7 +1173,7 @@ impl FieldState {
 }
 
 /// The field names the rules know; any other name is ignored.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Field {
     Data,
     Event,
@@ -1144,20 +1182,15 @@ enum Field {
     Unknown,
 }
 
-/// The field of a line that starts with `first`, `rest` being the line and
-/// what follows, if its name is `data`, `id` or `event` and a colon follows
-/// it, and where its value starts: after that colon, its leading space still
-/// there. Any other line is [`Field::Unknown`] here, for [`split_field`].
+/// Where the value of a line of a known field starts, in `rest` (the line
+/// and what follows it), and how long the line is: its name and colon take
+/// `name` bytes, and one space after them is not part of the value.
 #[inline(always)]
-fn known_field(first: u8, rest: &[u8]) -> (Field, usize) {
-    // The colon ends the name: a line that starts with `data:` is a `data`
-    // field whatever follows.
-    match first {
-        b'd' if rest.starts_with(b"data:") => (Field::Data, 5),
-        b'i' if rest.starts_with(b"id:") => (Field::Id, 3),
-        b'e' if rest.starts_with(b"event:") => (Field::Event, 6),
-        _ => (Field::Unknown, 0),
-    }
+fn value_and_len<const HEAD_WORDS: usize>(rest: &[u8], name: usize) -> (usize, usize) {
+    let value = name + usize::from(rest.get(name) == Some(&b' '));
+    let after = rest.get(value..).unwrap_or_default();
+    let len = find_line_end::<HEAD_WORDS>(after).unwrap_or(after.len());
+    (value, value + len)
 }
 
 /// Splits a field line (not empty, not a comment) into its field and where
@@ -1910,6 +1943,73 @@ mod tests {
                             "{len} x {fill:#x}, {end} at {at}"
                         );
                         bytes[at] = fill;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lines of `data`, `id` and `event` fields, read on paths of their
+    /// own when a chunk holds them whole, decode as they do when they
+    /// arrive in pieces (and take the general path), whatever their line
+    /// ends and wherever the chunks split them, a CR at the end of one
+    /// chunk and an LF at the start of the next included.
+    #[test]
+    fn known_fields_decode_alike_whole_or_in_pieces() {
+        let long = "a value longer than the words looked at before a vector search";
+        for name in ["data", "id", "event"] {
+            for (separator, values) in [
+                ("", &["" as &str][..]),
+                (":", &["", "v", " v", long][..]),
+                (": ", &["", "v", " v", long][..]),
+            ] {
+                for &value in values {
+                    for end in ["\n", "\r", "\r\n"] {
+                        let input = format!("{name}{separator}{value}{end}data: x{end}{end}");
+                        // What follows the colon, less one leading space.
+                        let value = match separator {
+                            ":" => value.strip_prefix(' ').unwrap_or(value),
+                            _ => value,
+                        };
+                        let expected = match name {
+                            "data" => ("message".to_owned(), format!("{value}\nx"), String::new()),
+                            "id" => ("message".to_owned(), "x".to_owned(), value.to_owned()),
+                            _ => (
+                                if value.is_empty() { "message" } else { value }.to_owned(),
+                                "x".to_owned(),
+                                String::new(),
+                            ),
+                        };
+                        let expected = [expected];
+                        let input = input.as_bytes();
+                        let decode = |chunks: &[&[u8]]| {
+                            let mut decoder = Decoder::new();
+                            let mut events = Vec::new();
+                            for chunk in chunks {
+                                decoder.push(chunk);
+                                while let Some(event) = decoder.next_shared_event().ok().flatten() {
+                                    events.push((
+                                        event.event_type().to_owned(),
+                                        event.data().to_owned(),
+                                        event.last_event_id().to_owned(),
+                                    ));
+                                }
+                            }
+                            events
+                        };
+                        assert_eq!(decode(&[input]), expected, "{input:?}");
+                        for first in 0..=input.len() {
+                            let (head, tail) = input.split_at(first);
+                            assert_eq!(decode(&[head, tail]), expected, "{input:?} at {first}");
+                            for second in first..=input.len() {
+                                let (middle, tail) = tail.split_at(second - first);
+                                assert_eq!(
+                                    decode(&[head, middle, tail]),
+                                    expected,
+                                    "{input:?} at {first} and {second}"
+                                );
+                            }
+                        }
                     }
                 }
             }
