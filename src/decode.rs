@@ -102,6 +102,8 @@ pub struct Decoder {
     poisoned: Option<Exceeded>,
     // Comments are items (`next_item`), not dropped.
     comments: bool,
+    /// The comment read last, for `next_item`.
+    comment: String,
 }
 
 impl Decoder {
@@ -115,6 +117,7 @@ impl Decoder {
             ended: false,
             poisoned: None,
             comments: false,
+            comment: String::new(),
         }
     }
 
@@ -225,12 +228,17 @@ impl Decoder {
     /// # Errors
     ///
     /// As [`next_event`](Decoder::next_event).
+    // Inlined into the caller, so that the event is made where it is used:
+    // returned through memory, it would be moved there with loads wider than
+    // the stores that wrote it, which stalls. The parsing is not inlined.
+    #[inline(always)]
     pub fn next_shared_event(&mut self) -> Result<Option<SharedEvent>, DecodeError> {
         loop {
-            match self.next_parsed()? {
-                Some(Parsed::Event(event)) => return Ok(Some(event)),
-                Some(Parsed::Comment(_)) => {}
-                None => return Ok(None),
+            match self.step() {
+                Ok(Step::Event) => return Ok(Some(self.fields.take_event())),
+                Ok(Step::Comment) => {}
+                Ok(Step::More) => return Ok(None),
+                Err(exceeded) => return Err(exceeded.into()),
             }
         }
     }
@@ -242,26 +250,28 @@ impl Decoder {
     ///
     /// As [`next_event`](Decoder::next_event).
     pub fn next_item(&mut self) -> Result<Option<DecodedItem>, DecodeError> {
-        Ok(self.next_parsed()?.map(|parsed| match parsed {
-            Parsed::Event(event) => DecodedItem::Event(event.into()),
-            Parsed::Comment(comment) => DecodedItem::Comment(comment),
-        }))
+        match self.step()? {
+            Step::Event => Ok(Some(DecodedItem::Event(self.fields.take_event().into()))),
+            Step::Comment => Ok(Some(DecodedItem::Comment(mem::take(&mut self.comment)))),
+            Step::More => Ok(None),
+        }
     }
 
-    // Inlined, as `parse`, so that an event is moved once, not once a
-    // layer.
-    #[inline(always)]
-    fn next_parsed(&mut self) -> Result<Option<Parsed>, DecodeError> {
+    /// Parses until an event is ready for [`FieldState::take_event`], a
+    /// comment is in `comment`, or more bytes are needed. Its result is two
+    /// words, returned in registers.
+    #[inline(never)]
+    fn step(&mut self) -> Result<Step, Exceeded> {
         if let Some(exceeded) = self.poisoned {
-            return Err(exceeded.into());
+            return Err(exceeded);
         }
         match self.parse() {
-            Ok(parsed) => Ok(parsed),
+            Ok(step) => Ok(step),
             Err(exceeded) => {
                 self.poisoned = Some(exceeded);
                 self.input = Input::new();
                 self.fields.discard_block();
-                Err(exceeded.into())
+                Err(exceeded)
             }
         }
     }
@@ -331,7 +341,7 @@ impl Decoder {
     }
 
     #[inline(always)]
-    fn parse(&mut self) -> Result<Option<Parsed>, Exceeded> {
+    fn parse(&mut self) -> Result<Step, Exceeded> {
         loop {
             let Some(region) = &self.input.current else {
                 // What is left is the start of a line.
@@ -341,26 +351,75 @@ impl Decoder {
                 if self.ended {
                     self.start_next_stream();
                 }
-                return Ok(None);
+                return Ok(Step::More);
             };
             self.fields.read_from(region);
             let bytes = region.as_bytes();
             let mut pos = self.input.pos;
-            while let Some(rest) = bytes.get(pos..).filter(|rest| !rest.is_empty()) {
-                let first = rest.first().copied().unwrap_or_default();
+            while let Some(&first) = bytes.get(pos) {
+                let rest = bytes.get(pos..).unwrap_or_default();
                 if first == b'\n' || first == b'\r' {
                     pos += line_end_len(rest, 0);
-                    if let Some(event) = self.fields.dispatch() {
+                    if self.fields.end_block() {
                         self.input.pos = pos;
-                        return Ok(Some(Parsed::Event(event)));
+                        return Ok(Step::Event);
                     }
                     continue;
+                }
+                if !self.input.one_line {
+                    // The usual fields, each on a path of its own. Their
+                    // name is read before the line end is searched for,
+                    // which then starts at the value: no CR or LF is in a
+                    // name.
+                    match first {
+                        b'd' if rest.starts_with(b"data:") => {
+                            // Data values are often long: a vector search
+                            // at once.
+                            let (value, len) = value_and_len::<0>(rest, 5);
+                            if len > self.max_line_len {
+                                return Err(Exceeded::Line(self.max_line_len));
+                            }
+                            self.fields.data(Span {
+                                start: pos + value,
+                                end: pos + len,
+                            })?;
+                            pos += len + line_end_len(rest, len);
+                            continue;
+                        }
+                        b'i' if rest.starts_with(b"id:") => {
+                            let (value, len) = value_and_len::<3>(rest, 3);
+                            if len > self.max_line_len {
+                                return Err(Exceeded::Line(self.max_line_len));
+                            }
+                            let span = Span {
+                                start: pos + value,
+                                end: pos + len,
+                            };
+                            self.fields
+                                .id(span, rest.get(value..len).unwrap_or_default());
+                            pos += len + line_end_len(rest, len);
+                            continue;
+                        }
+                        b'e' if rest.starts_with(b"event:") => {
+                            let (value, len) = value_and_len::<3>(rest, 6);
+                            if len > self.max_line_len {
+                                return Err(Exceeded::Line(self.max_line_len));
+                            }
+                            self.fields.event_type(Span {
+                                start: pos + value,
+                                end: pos + len,
+                            })?;
+                            pos += len + line_end_len(rest, len);
+                            continue;
+                        }
+                        _ => {}
+                    }
                 }
                 let len = if self.input.one_line {
                     let end = if rest.ends_with(b"\r\n") { 2 } else { 1 };
                     rest.len().saturating_sub(end)
                 } else {
-                    find_line_end(rest).unwrap_or(rest.len())
+                    find_line_end::<3>(rest).unwrap_or(rest.len())
                 };
                 if len > self.max_line_len {
                     return Err(Exceeded::Line(self.max_line_len));
@@ -373,7 +432,9 @@ impl Decoder {
                         self.input.pos = pos;
                         let comment = region.get(start + 1..start + len).unwrap_or_default();
                         let comment = comment.strip_prefix(' ').unwrap_or(comment);
-                        return Ok(Some(Parsed::Comment(comment.to_owned())));
+                        self.comment.clear();
+                        self.comment.push_str(comment);
+                        return Ok(Step::Comment);
                     }
                     continue;
                 }
@@ -513,7 +574,7 @@ impl Input {
         let mut rest = chunk;
         if !self.pending.is_empty() {
             // The line begun in earlier chunks ends here: its own buffer.
-            let Some(end) = find_line_end(chunk) else {
+            let Some(end) = find_line_end::<3>(chunk) else {
                 self.pending.extend_from_slice(chunk);
                 return;
             };
@@ -591,7 +652,7 @@ fn line_end_len(bytes: &[u8], at: usize) -> usize {
 /// Valid input (the usual case) takes the standard library's fast
 /// validation; only invalid input takes the slower replacing path.
 fn decode(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
+    match simdutf8::basic::from_utf8(bytes) {
         Ok(text) => text.to_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
@@ -600,7 +661,7 @@ fn decode(bytes: &[u8]) -> String {
 /// [`decode`] into `spare` when no event holds it any more, sparing two
 /// allocations (the buffer and its count) per chunk.
 fn decode_into(bytes: &[u8], spare: &mut Option<Arc<String>>) -> Arc<String> {
-    let text = match std::str::from_utf8(bytes) {
+    let text = match simdutf8::basic::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     };
@@ -633,10 +694,10 @@ fn decode_owned(bytes: Vec<u8>) -> String {
 ///
 /// Most lines of a stream are short (`id`, `event`, the empty line), and for
 /// those a vectorised search costs more to set up than it saves: the first
-/// bytes are checked a word at a time, the rest with `memchr2`.
+/// `HEAD_WORDS` words of bytes are checked a word at a time, the rest with
+/// `memchr2`.
 #[inline(always)]
-fn find_line_end(bytes: &[u8]) -> Option<usize> {
-    const HEAD_WORDS: usize = 3;
+fn find_line_end<const HEAD_WORDS: usize>(bytes: &[u8]) -> Option<usize> {
     let mut rest = bytes;
     let mut offset = 0;
     for _ in 0..HEAD_WORDS {
@@ -699,6 +760,8 @@ struct FieldState {
     spare_region: Option<Arc<String>>,
     /// What the block set: `DATA_ONE` or `DATA_JOINED`, `EVENT_TYPE`, `ID`.
     set: u8,
+    /// What the block last ended had set, for its event.
+    dispatched: u8,
     /// Which spans refer to `carry`: the same bits, and `LAST_EVENT_ID`.
     carried: u8,
     /// Where the values are ([`DATA`]: the block's one `data` value, when
@@ -755,6 +818,7 @@ impl FieldState {
             spare_carry: String::new(),
             spare_region: None,
             set: 0,
+            dispatched: 0,
             carried: LAST_EVENT_ID,
             starts: [0; 4],
             ends: [0; 4],
@@ -912,115 +976,146 @@ impl FieldState {
             start: start + offset,
             end: start + line.len(),
         };
-
         match field {
-            Field::Data => {
-                let event_type_len = if self.set & EVENT_TYPE != 0 {
-                    self.span(TYPE).len()
-                } else {
-                    0
-                };
-                let data_len = self.data_len + value.len() + 1;
-                if data_len + event_type_len > self.max_event_len {
-                    return Err(Exceeded::Event(self.max_event_len));
-                }
-                self.data_len = data_len;
-                if self.set & (DATA_ONE | DATA_JOINED) == 0 {
-                    self.set |= DATA_ONE;
-                    self.carried &= !DATA_ONE;
-                    self.set_span(DATA, span);
-                    return Ok(());
-                }
-                let mut joined = mem::take(&mut self.joined);
-                if self.set & DATA_ONE != 0 {
-                    let first = self.str(DATA_ONE, self.span(DATA));
-                    joined.clear();
-                    joined.reserve(first.len() + 1 + value.len());
-                    joined.push_str(first);
-                    self.set = self.set & !DATA_ONE | DATA_JOINED;
-                } else {
-                    // One reservation for the LF and the value: pushing the
-                    // LF alone would often grow (and copy) the buffer a
-                    // second time.
-                    joined.reserve(1 + value.len());
-                }
-                joined.push('\n');
-                joined.push_str(self.str(0, span));
-                self.joined = joined;
-            }
-            Field::Event => {
-                if self.data_len + value.len() > self.max_event_len {
-                    return Err(Exceeded::Event(self.max_event_len));
-                }
-                self.set |= EVENT_TYPE;
-                self.carried &= !EVENT_TYPE;
-                self.set_span(TYPE, span);
-            }
-            // An id holding NUL is ignored as a whole, not truncated.
-            Field::Id if !has_nul(value) => {
-                self.set |= ID;
-                self.carried &= !ID;
-                self.set_span(ID_BUFFER, span);
-            }
+            Field::Data => self.data(span)?,
+            Field::Event => self.event_type(span)?,
+            Field::Id => self.id(span, value),
             Field::Retry => {
                 if let Some(millis) = parse_retry(value) {
                     self.reconnection_time = Some(Duration::from_millis(millis));
                 }
             }
-            _ => {}
+            Field::Unknown => {}
         }
         Ok(())
     }
 
-    // Inlined into the parser, so that the event is made where it is
-    // returned.
+    /// Interprets a `data` field whose value is at `span`.
     #[inline(always)]
-    fn dispatch(&mut self) -> Option<SharedEvent> {
+    fn data(&mut self, span: Span) -> Result<(), Exceeded> {
+        let event_type_len = if self.set & EVENT_TYPE != 0 {
+            self.span(TYPE).len()
+        } else {
+            0
+        };
+        let data_len = self.data_len + span.len() + 1;
+        if data_len + event_type_len > self.max_event_len {
+            return Err(Exceeded::Event(self.max_event_len));
+        }
+        self.data_len = data_len;
+        if self.set & (DATA_ONE | DATA_JOINED) == 0 {
+            self.set |= DATA_ONE;
+            self.carried &= !DATA_ONE;
+            self.set_span(DATA, span);
+            return Ok(());
+        }
+        let mut joined = mem::take(&mut self.joined);
+        if self.set & DATA_ONE != 0 {
+            let first = self.str(DATA_ONE, self.span(DATA));
+            joined.clear();
+            joined.reserve(first.len() + 1 + span.len());
+            joined.push_str(first);
+            self.set = self.set & !DATA_ONE | DATA_JOINED;
+        } else {
+            // One reservation for the LF and the value: pushing the LF alone
+            // would often grow (and copy) the buffer a second time.
+            joined.reserve(1 + span.len());
+        }
+        joined.push('\n');
+        joined.push_str(self.str(0, span));
+        self.joined = joined;
+        Ok(())
+    }
+
+    /// Interprets an `event` field whose value is at `span`.
+    #[inline(always)]
+    fn event_type(&mut self, span: Span) -> Result<(), Exceeded> {
+        if self.data_len + span.len() > self.max_event_len {
+            return Err(Exceeded::Event(self.max_event_len));
+        }
+        self.set |= EVENT_TYPE;
+        self.carried &= !EVENT_TYPE;
+        self.set_span(TYPE, span);
+        Ok(())
+    }
+
+    /// Interprets an `id` field whose value, `value`, is at `span`.
+    #[inline(always)]
+    fn id(&mut self, span: Span, value: &[u8]) {
+        // An id holding NUL is ignored as a whole, not truncated.
+        if !has_nul(value) {
+            self.set |= ID;
+            self.carried &= !ID;
+            self.set_span(ID_BUFFER, span);
+        }
+    }
+
+    /// Ends the block at an empty line: its `id`, if any, becomes the last
+    /// event id. Returns whether it dispatches an event (it has data), which
+    /// [`take_event`](FieldState::take_event) then makes.
+    #[inline(always)]
+    fn end_block(&mut self) -> bool {
         let set = mem::take(&mut self.set);
         self.data_len = 0;
-        // Spans are read into locals before any is stored: reading one just
-        // stored, word by word, as a whole would stall.
-        let (id, event_type, data) = (self.span(ID_BUFFER), self.span(TYPE), self.span(DATA));
-        let carried = self.carried;
+        self.dispatched = set;
         if set & ID != 0 {
+            let id = self.span(ID_BUFFER);
             self.set_span(LAST_ID, id);
-            if carried & ID != 0 {
+            if self.carried & ID != 0 {
                 self.carried |= LAST_EVENT_ID;
             } else {
                 self.carried &= !LAST_EVENT_ID;
             }
         }
-        if set & (DATA_ONE | DATA_JOINED) == 0 {
-            return None;
-        }
-        let (id, id_bit) = if set & ID != 0 {
-            (id, ID)
-        } else {
-            (self.span(LAST_ID), LAST_EVENT_ID)
-        };
+        set & (DATA_ONE | DATA_JOINED) != 0
+    }
+
+    /// The event of the block that [`end_block`](FieldState::end_block)
+    /// ended, if it dispatches one; called before any other line is read.
+    // Inlined into the caller of `next_shared_event`: see there.
+    #[inline(always)]
+    fn take_event(&mut self) -> SharedEvent {
+        let set = self.dispatched;
+        // The block's id, if it had one, is the last event id now.
+        let (event_type, data, id) = (self.span(TYPE), self.span(DATA), self.span(LAST_ID));
+        let carried = self.carried;
         let has_type = set & EVENT_TYPE != 0 && event_type.len() > 0;
         if set & DATA_ONE == 0 {
-            return Some(self.joined_event(has_type.then_some(event_type), id, id_bit));
+            return self.joined_event(has_type.then_some(event_type), id, LAST_EVENT_ID);
         }
         // A part is in the lines being read (buffer 0) or in the carry
         // buffer (1); only the buffers used are counted.
-        let source = |bit: u8| usize::from(carried & bit != 0);
+        let source = |bit: u8| {
+            if carried & bit == 0 {
+                Source::Region
+            } else {
+                Source::Carry
+            }
+        };
         let data_source = source(DATA_ONE);
         let (type_source, type_start, type_end) = if has_type {
             (source(EVENT_TYPE), event_type.start, event_type.end)
         } else {
-            (STATIC_PART, 0, STATIC_TEXT.len())
+            (Source::Static, 0, STATIC_TEXT.len())
         };
         let (id_source, id_start, id_end) = if id.len() > 0 {
-            (source(id_bit), id.start, id.end)
+            (source(LAST_EVENT_ID), id.start, id.end)
         } else {
-            (STATIC_PART, 0, 0)
+            (Source::Static, 0, 0)
         };
         let uses =
-            |source: usize| type_source == source || data_source == source || id_source == source;
-        let region = if uses(0) { self.region.clone() } else { None };
-        let carry = if uses(1) { self.carry.clone() } else { None };
-        Some(SharedEvent {
+            |source: Source| type_source == source || data_source == source || id_source == source;
+        let region = if uses(Source::Region) {
+            self.region.clone()
+        } else {
+            None
+        };
+        let carry = if uses(Source::Carry) {
+            self.carry.clone()
+        } else {
+            None
+        };
+        SharedEvent {
             buffers: [region, carry],
             parts: [
                 Part {
@@ -1039,7 +1134,7 @@ impl FieldState {
                     end: id_end,
                 },
             ],
-        })
+        }
     }
 
     /// An event of several `data` lines: its joined data get a buffer of
@@ -1055,7 +1150,7 @@ impl FieldState {
             let start = buffer.len();
             buffer.push_str(text);
             Part {
-                source: 0,
+                source: Source::Region,
                 start,
                 end: buffer.len(),
             }
@@ -1087,18 +1182,20 @@ enum Field {
     Unknown,
 }
 
+/// Where the value of a line of a known field starts, in `rest` (the line
+/// and what follows it), and how long the line is: its name and colon take
+/// `name` bytes, and one space after them is not part of the value.
+#[inline(always)]
+fn value_and_len<const HEAD_WORDS: usize>(rest: &[u8], name: usize) -> (usize, usize) {
+    let value = name + usize::from(rest.get(name) == Some(&b' '));
+    let after = rest.get(value..).unwrap_or_default();
+    let len = find_line_end::<HEAD_WORDS>(after).unwrap_or(after.len());
+    (value, value + len)
+}
+
 /// Splits a field line (not empty, not a comment) into its field and where
 /// its value starts: after the first colon, its leading space still there.
-#[inline(always)]
 fn split_field(line: &[u8]) -> (Field, usize) {
-    // The usual lines, without searching for the colon: a line that starts
-    // with `data:` has its first colon right there.
-    match line.first() {
-        Some(b'd') if line.starts_with(b"data:") => return (Field::Data, 5),
-        Some(b'i') if line.starts_with(b"id:") => return (Field::Id, 3),
-        Some(b'e') if line.starts_with(b"event:") => return (Field::Event, 6),
-        _ => {}
-    }
     let (name, value) = match memchr(b':', line) {
         None => (line, line.len()),
         Some(colon) => (line.get(..colon).unwrap_or_default(), colon + 1),
@@ -1143,10 +1240,14 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
     })
 }
 
-/// What [`Decoder::parse`] reads: an event or, when asked for, a comment.
-enum Parsed {
-    Event(SharedEvent),
-    Comment(String),
+/// What [`Decoder::parse`] reached: an event, which
+/// [`FieldState::take_event`] makes, a comment (when asked for), in
+/// [`Decoder`]'s `comment`, or the end of the lines pushed.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Event,
+    Comment,
+    More,
 }
 
 /// What a [`Decoder`] made [`with_comments`](Decoder::with_comments) reads
@@ -1222,22 +1323,35 @@ pub struct SharedEvent {
 /// Where a part of a [`SharedEvent`] is.
 #[derive(Clone, Copy, Debug)]
 struct Part {
-    /// The buffer: an index into `buffers`, or [`STATIC_PART`]. A word, as
-    /// the others: a smaller field makes moves of parts stall.
-    source: usize,
+    source: Source,
     start: usize,
     end: usize,
 }
 
-/// The `source` of a part that slices [`STATIC_TEXT`].
-const STATIC_PART: usize = 2;
+/// The buffer a [`Part`] slices. A word, as the other fields of a part: a
+/// smaller field makes moves of parts stall. Its values unused are a niche,
+/// which makes `Option<SharedEvent>` and the `Result` that
+/// [`Decoder::next_shared_event`] returns the size of a `SharedEvent`, with
+/// its fields where they are in the event: the caller takes the event out
+/// without moving it (moving it, with loads wider than the stores that wrote
+/// it, would stall).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+enum Source {
+    /// `buffers[0]`.
+    Region = 0,
+    /// `buffers[1]`.
+    Carry = 1,
+    /// [`STATIC_TEXT`].
+    Static = 2,
+}
 
-/// What a part of [`STATIC_PART`] slices: the default event type.
+/// What a part of [`Source::Static`] slices: the default event type.
 const STATIC_TEXT: &str = "message";
 
 impl Part {
     const MESSAGE: Self = Self {
-        source: STATIC_PART,
+        source: Source::Static,
         start: 0,
         end: STATIC_TEXT.len(),
     };
@@ -1269,10 +1383,12 @@ impl SharedEvent {
         let Some(part) = self.parts.get(index) else {
             return "";
         };
-        let buffer = match self.buffers.get(part.source) {
-            Some(buffer) => buffer.as_deref().map_or("", String::as_str),
-            None => STATIC_TEXT,
+        let buffer = match part.source {
+            Source::Region => self.buffers[0].as_deref(),
+            Source::Carry => self.buffers[1].as_deref(),
+            Source::Static => return STATIC_TEXT.get(part.start..part.end).unwrap_or_default(),
         };
+        let buffer = buffer.map_or("", String::as_str);
         buffer.get(part.start..part.end).unwrap_or_default()
     }
 }
@@ -1745,7 +1861,7 @@ mod tests {
                 .map(|buffer| buffer.as_ref().map(Arc::as_ptr));
             let parts = event
                 .parts
-                .map(|part| buffers.get(part.source).copied().flatten());
+                .map(|part| buffers.get(part.source as usize).copied().flatten());
             (buffers, parts)
         };
         let region = decoder.input.current.as_ref().map(Arc::as_ptr);
@@ -1811,16 +1927,89 @@ mod tests {
         for len in 0..80 {
             for &fill in &filler {
                 let mut bytes = vec![fill; len];
-                assert_eq!(find_line_end(&bytes), None, "{len} x {fill:#x}");
+                assert_eq!(find_line_end::<3>(&bytes), None, "{len} x {fill:#x}");
+                assert_eq!(find_line_end::<1>(&bytes), None, "{len} x {fill:#x}");
                 for at in 0..len {
                     for end in [b'\r', b'\n'] {
                         bytes[at] = end;
                         assert_eq!(
-                            find_line_end(&bytes),
+                            find_line_end::<3>(&bytes),
+                            Some(at),
+                            "{len} x {fill:#x}, {end} at {at}"
+                        );
+                        assert_eq!(
+                            find_line_end::<1>(&bytes),
                             Some(at),
                             "{len} x {fill:#x}, {end} at {at}"
                         );
                         bytes[at] = fill;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lines of `data`, `id` and `event` fields, read on paths of their
+    /// own when a chunk holds them whole, decode as they do when they
+    /// arrive in pieces (and take the general path), whatever their line
+    /// ends and wherever the chunks split them, a CR at the end of one
+    /// chunk and an LF at the start of the next included.
+    #[test]
+    fn known_fields_decode_alike_whole_or_in_pieces() {
+        let long = "a value longer than the words looked at before a vector search";
+        for name in ["data", "id", "event"] {
+            for (separator, values) in [
+                ("", &["" as &str][..]),
+                (":", &["", "v", " v", long][..]),
+                (": ", &["", "v", " v", long][..]),
+            ] {
+                for &value in values {
+                    for end in ["\n", "\r", "\r\n"] {
+                        let input = format!("{name}{separator}{value}{end}data: x{end}{end}");
+                        // What follows the colon, less one leading space.
+                        let value = match separator {
+                            ":" => value.strip_prefix(' ').unwrap_or(value),
+                            _ => value,
+                        };
+                        let expected = match name {
+                            "data" => ("message".to_owned(), format!("{value}\nx"), String::new()),
+                            "id" => ("message".to_owned(), "x".to_owned(), value.to_owned()),
+                            _ => (
+                                if value.is_empty() { "message" } else { value }.to_owned(),
+                                "x".to_owned(),
+                                String::new(),
+                            ),
+                        };
+                        let expected = [expected];
+                        let input = input.as_bytes();
+                        let decode = |chunks: &[&[u8]]| {
+                            let mut decoder = Decoder::new();
+                            let mut events = Vec::new();
+                            for chunk in chunks {
+                                decoder.push(chunk);
+                                while let Some(event) = decoder.next_shared_event().ok().flatten() {
+                                    events.push((
+                                        event.event_type().to_owned(),
+                                        event.data().to_owned(),
+                                        event.last_event_id().to_owned(),
+                                    ));
+                                }
+                            }
+                            events
+                        };
+                        assert_eq!(decode(&[input]), expected, "{input:?}");
+                        for first in 0..=input.len() {
+                            let (head, tail) = input.split_at(first);
+                            assert_eq!(decode(&[head, tail]), expected, "{input:?} at {first}");
+                            for second in first..=input.len() {
+                                let (middle, tail) = tail.split_at(second - first);
+                                assert_eq!(
+                                    decode(&[head, middle, tail]),
+                                    expected,
+                                    "{input:?} at {first} and {second}"
+                                );
+                            }
+                        }
                     }
                 }
             }
