@@ -30,10 +30,9 @@ pub(crate) const MAX_FRAME_EVENTS: usize = 256;
 /// moved in) is sent as a piece of its own, not copied into the frame.
 pub(crate) const MIN_PIECE: usize = 8 * 1024;
 
-/// A body gives way (once) so that the server writes what it holds when this
-/// much of its own frame buffers is unwritten, or `max_frame_bytes` if that
-/// is larger: small frames (down to one event each) are still gathered into
-/// one write.
+/// While this much of a body's own frame buffers (or `max_frame_bytes`, if
+/// larger) waits unwritten in the server, each frame carries one event: small
+/// frames are still gathered up to it.
 const MIN_BACKLOG: usize = 16 * 1024;
 
 /// The largest buffer a frame starts with; larger events grow it as needed.
@@ -101,9 +100,6 @@ pin_project! {
         // The bytes of this body's own frame buffers that the server holds
         // and has not written (and dropped) yet; made with the first one.
         unwritten: Option<Arc<AtomicUsize>>,
-        // The body gave way once, with a frame's worth unwritten, so that
-        // the server would write it; cleared once the server holds less.
-        yielded_to_writes: bool,
         // The close hook has been told why the body ended (or an empty body
         // has nothing to tell).
         reported: bool,
@@ -174,7 +170,6 @@ impl<S> SseBody<S> {
             config,
             last_frame_len: 0,
             unwritten: None,
-            yielded_to_writes: false,
             reported: false,
         }
     }
@@ -219,7 +214,6 @@ impl<S> SseBody<S> {
             config: SseConfig::default(),
             last_frame_len: 0,
             unwritten: None,
-            yielded_to_writes: false,
             reported: true,
         }
     }
@@ -294,27 +288,20 @@ where
         }
 
         // The server holds at most one frame's worth of this body's own
-        // bytes that it has not written (at least `MIN_BACKLOG`), plus single
-        // events. hyper asks for up to 16 frames (about 400 KiB) before it
-        // writes: past a frame's worth, the body gives way once so that the server writes what it
-        // holds (a fast client takes it at once); if that is still unwritten
-        // (the client reads slowly, or the frames are kept), each further
-        // frame carries one event, so a slow connection costs little memory.
-        // Waiting for a write instead would never end for a caller that
-        // keeps the frames (`collect` does).
+        // frame buffers that it has not written (at least `MIN_BACKLOG`),
+        // plus single events: hyper asks for up to 16 frames (about 400 KiB)
+        // before it writes, and while that much is unwritten (the client
+        // reads slowly, or hyper is gathering frames for one write), each
+        // frame carries one event. Waiting for the write instead would never
+        // end for a caller that keeps the frames (`collect` does), and giving
+        // way once to let hyper write cost fast connections more than these
+        // single events do (measured with `examples/loadtest.rs`).
         let unwritten = this
             .unwritten
             .as_ref()
             .map_or(0, |unwritten| unwritten.load(Ordering::Relaxed));
         let max_frame_bytes = config.inner().max_frame_bytes;
         let backlog = max_frame_bytes.max(MIN_BACKLOG);
-        if unwritten < backlog {
-            *this.yielded_to_writes = false;
-        } else if !*this.yielded_to_writes {
-            *this.yielded_to_writes = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
         let limit = backlog.saturating_sub(unwritten).min(max_frame_bytes);
 
         // One unit of the task's cooperative budget per frame: a connection
@@ -607,6 +594,10 @@ impl Batch {
         match self.contents {
             Contents::Empty => None,
             Contents::Lone(bytes) => Some(bytes),
+            // A frame of one event made while the server holds a frame's
+            // worth: hyper queues at most 16 frames, so these are bounded
+            // by count, and they go out without the counting.
+            Contents::Joined(buf) if self.limit == 0 && self.events == 1 => Some(buf.freeze()),
             Contents::Joined(buf) => {
                 let unwritten = unwritten.get_or_insert_with(Arc::default);
                 Some(Bytes::from_owner(Unwritten::new(buf, unwritten)))

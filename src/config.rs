@@ -318,15 +318,13 @@ impl SseConfig {
     /// its own.
     ///
     /// It also bounds what a slow client makes the server hold. hyper asks a
-    /// body for up to 16 frames (about 400 KiB) before it writes them; once
+    /// body for up to 16 frames (about 400 KiB) before it writes them; while
     /// a frame's worth (`max_frame_bytes`, or 16 KiB if that is larger) of
-    /// a body's own frame buffers waits in the server, the body gives way
-    /// once so that the server writes it, and if it is still unwritten (the
-    /// client reads slowly), each further frame carries one event until it
-    /// is. A connection whose client reads slowly therefore holds at most
-    /// about that much plus 15 single events of its own (the hub's shared
-    /// events and large data pieces are shared, not copied, and not
-    /// counted).
+    /// a body's own frame buffers waits in the server, each further frame
+    /// carries one event. A connection whose client reads slowly therefore
+    /// holds at most about that much plus 15 single events of its own (the
+    /// hub's shared events and large data pieces are shared, not copied, and
+    /// not counted).
     #[must_use]
     pub fn max_frame_bytes(mut self, max_frame_bytes: usize) -> Self {
         self.inner_mut().max_frame_bytes = max_frame_bytes;

@@ -4,10 +4,8 @@
 mod support;
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -130,64 +128,48 @@ fn events_in(frame: &Bytes) -> usize {
     frame.windows(2).filter(|pair| pair == b"\n\n").count()
 }
 
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 fn kilobyte_events() -> impl futures_util::Stream<Item = Event> {
     stream::iter((0..).map(|n| Event::new().id(n).data("x".repeat(1000))))
+}
+
+/// Polls `body` for frames that the caller keeps (the server has not
+/// written them) until one carries a single event; returns the frames before
+/// it.
+async fn batches_until_a_single_event<B>(body: &mut B) -> Vec<Bytes>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    let mut batches = Vec::new();
+    loop {
+        let frame = next_frame(body).await.expect("the stream is endless");
+        if events_in(&frame) == 1 {
+            return batches;
+        }
+        batches.push(frame);
+        assert!(batches.len() < 100, "no single event");
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_that_holds_a_frame_unwritten_gets_one_event_per_frame() {
     let mut body = Box::pin(SseBody::new(kilobyte_events()));
-    let counter = Arc::new(CountingWaker::default());
-    let waker = Waker::from(Arc::clone(&counter));
-    let mut cx = Context::from_waker(&waker);
-    let mut poll = move |body: &mut Pin<Box<SseBody<_>>>| match body.as_mut().poll_frame(&mut cx) {
-        Poll::Ready(Some(Ok(frame))) => Some(frame.into_data().unwrap()),
-        Poll::Pending => None,
-        other => panic!("the stream is endless: {other:?}"),
-    };
 
-    // The server holds what it got: about a frame's worth of batched events
-    // (a frame's bound ends with the event that crosses it).
-    let mut unwritten = Vec::new();
-    while let Some(frame) = poll(&mut body) {
-        unwritten.push(frame);
-    }
-    assert!(events_in(&unwritten[0]) > 1, "the first frame is a batch");
-    let held: usize = unwritten.iter().map(Bytes::len).sum();
-    // A frame's worth of this body's buffers is counted by their room, and
-    // the event that overflows a frame shares its buffer: the frames after
-    // the first may carry an event or two more.
+    // The server holds what it got (a slow client has not read it): about a
+    // frame's worth of batched events, then one event a frame. (A frame's
+    // bound ends with the event that crosses it.)
+    let batches = batches_until_a_single_event(&mut body).await;
+    let held: usize = batches.iter().map(Bytes::len).sum();
     assert!(
-        (MAX_FRAME - 1100..=MAX_FRAME + 3 * 1100).contains(&held),
-        "{held} bytes before the body gave way"
+        (MAX_FRAME - 1100..=MAX_FRAME + 1100).contains(&held),
+        "{held} bytes in batches"
     );
-    // Asked for more before it wrote them, the body gave way once and woke
-    // its task at once, so that the server writes what it holds.
-    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken to go on");
-    // Still unwritten (the client reads slowly): one event a frame.
     for _ in 0..15 {
-        let frame = poll(&mut body).expect("a frame");
-        assert_eq!(events_in(&frame), 1);
-        unwritten.push(frame);
+        assert_eq!(events_in(&next_frame(&mut body).await.unwrap()), 1);
     }
-    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "gave way only once");
     // Written and dropped: batches again.
-    drop(unwritten);
-    let frame = poll(&mut body).expect("a frame");
+    drop(batches);
+    let frame = next_frame(&mut body).await.unwrap();
     assert!(events_in(&frame) > 1, "batching resumes");
 }
 
@@ -210,22 +192,16 @@ async fn a_connection_that_writes_each_frame_gets_full_batches() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn frames_of_one_event_are_gathered_until_a_frame_bound_of_bytes_waits() {
-    let config = SseConfig::new().max_frame_bytes(0);
+async fn small_frames_are_batched_until_16_kib_wait_unwritten() {
+    let config = SseConfig::new().max_frame_bytes(4 * KIB);
     let mut body = Box::pin(SseBody::with_config(kilobyte_events(), config));
-    // The server keeps what it gets, as hyper does until it writes: single
-    // events, up to 16 KiB of them, before the body gives way once.
-    let mut unwritten = Vec::new();
-    while let Poll::Ready(Some(frame)) = poll_frame_now(&mut body) {
-        assert_eq!(events_in(&frame), 1);
-        unwritten.push(frame);
-    }
-    let held: usize = unwritten.iter().map(Bytes::len).sum();
+    let batches = batches_until_a_single_event(&mut body).await;
+    assert!(batches.iter().all(|frame| frame.len() <= 4 * KIB));
+    let held: usize = batches.iter().map(Bytes::len).sum();
     assert!(
         (16 * KIB - 1100..=16 * KIB + 1100).contains(&held),
-        "{held} bytes before the body gave way"
+        "{held} bytes in batches"
     );
-    assert_eq!(events_in(&next_frame(&mut body).await.unwrap()), 1);
 }
 
 #[tokio::test]
