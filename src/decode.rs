@@ -371,48 +371,39 @@ impl Decoder {
                     // name is read before the line end is searched for,
                     // which then starts at the value: no CR or LF is in a
                     // name.
-                    match first {
+                    let known = match first {
+                        // Data values are often long: a vector search at
+                        // once.
                         b'd' if rest.starts_with(b"data:") => {
-                            // Data values are often long: a vector search
-                            // at once.
-                            let (value, len) = value_and_len::<0>(rest, 5);
-                            if len > self.max_line_len {
-                                return Err(Exceeded::Line(self.max_line_len));
-                            }
-                            self.fields.data(Span {
-                                start: pos + value,
-                                end: pos + len,
-                            })?;
-                            pos += len + line_end_len(rest, len);
-                            continue;
+                            Some((Field::Data, value_and_len::<0>(rest, 5)))
                         }
                         b'i' if rest.starts_with(b"id:") => {
-                            let (value, len) = value_and_len::<3>(rest, 3);
-                            if len > self.max_line_len {
-                                return Err(Exceeded::Line(self.max_line_len));
-                            }
-                            let span = Span {
-                                start: pos + value,
-                                end: pos + len,
-                            };
-                            self.fields
-                                .id(span, rest.get(value..len).unwrap_or_default());
-                            pos += len + line_end_len(rest, len);
-                            continue;
+                            Some((Field::Id, value_and_len::<3>(rest, 3)))
                         }
                         b'e' if rest.starts_with(b"event:") => {
-                            let (value, len) = value_and_len::<3>(rest, 6);
-                            if len > self.max_line_len {
-                                return Err(Exceeded::Line(self.max_line_len));
-                            }
-                            self.fields.event_type(Span {
-                                start: pos + value,
-                                end: pos + len,
-                            })?;
-                            pos += len + line_end_len(rest, len);
-                            continue;
+                            Some((Field::Event, value_and_len::<3>(rest, 6)))
                         }
-                        _ => {}
+                        _ => None,
+                    };
+                    if let Some((field, (value, len))) = known {
+                        if len > self.max_line_len {
+                            return Err(Exceeded::Line(self.max_line_len));
+                        }
+                        let span = Span {
+                            start: pos + value,
+                            end: pos + len,
+                        };
+                        match field {
+                            Field::Data => self.fields.data(span)?,
+                            Field::Id => {
+                                let value = rest.get(value..len).unwrap_or_default();
+                                self.fields.id(span, value);
+                            }
+                            // `Field::Event`, the only other one matched.
+                            _ => self.fields.event_type(span)?,
+                        }
+                        pos += len + line_end_len(rest, len);
+                        continue;
                     }
                 }
                 let len = if self.input.one_line {
