@@ -587,17 +587,15 @@ impl Batch {
     }
 
     /// The frame. A buffer of joined events is counted in `unwritten` until
-    /// the server drops it; a lone event's bytes are shared (a hub's, say) and
-    /// are not.
+    /// the server drops it; a lone event's bytes are shared (a hub's, say),
+    /// and a single event made past the bound is one of at most 16 frames
+    /// hyper queues: neither is counted.
     #[inline]
     fn finish(self, unwritten: &mut Option<Arc<AtomicUsize>>) -> Option<Bytes> {
         match self.contents {
             Contents::Empty => None,
             Contents::Lone(bytes) => Some(bytes),
-            // A frame of one event made while the server holds a frame's
-            // worth: hyper queues at most 16 frames, so these are bounded
-            // by count, and they go out without the counting.
-            Contents::Joined(buf) if self.limit == 0 && self.events == 1 => Some(buf.freeze()),
+            Contents::Joined(buf) if self.limit == 0 => Some(buf.freeze()),
             Contents::Joined(buf) => {
                 let unwritten = unwritten.get_or_insert_with(Arc::default);
                 Some(Bytes::from_owner(Unwritten::new(buf, unwritten)))

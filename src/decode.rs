@@ -574,7 +574,7 @@ impl Input {
             self.pending.extend_from_slice(head);
             let lines = if self.pending.len() < LONG_LINE {
                 // A short line is copied, and the buffer kept for the next.
-                let lines = Arc::new(decode(&self.pending));
+                let lines = Arc::new(decode(&self.pending).into_owned());
                 self.pending.clear();
                 self.long_line = 0;
                 lines
@@ -640,22 +640,19 @@ fn line_end_len(bytes: &[u8], at: usize) -> usize {
 }
 
 /// Decodes UTF-8, replacing invalid bytes with U+FFFD as a browser does.
-/// Valid input (the usual case) takes the standard library's fast
-/// validation; only invalid input takes the slower replacing path.
-fn decode(bytes: &[u8]) -> String {
+/// Valid input (the usual case) is checked with `simdutf8` and borrowed;
+/// only invalid input takes the slower replacing path.
+fn decode(bytes: &[u8]) -> Cow<'_, str> {
     match simdutf8::basic::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
 /// [`decode`] into `spare` when no event holds it any more, sparing two
 /// allocations (the buffer and its count) per chunk.
 fn decode_into(bytes: &[u8], spare: &mut Option<Arc<String>>) -> Arc<String> {
-    let text = match simdutf8::basic::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    };
+    let text = decode(bytes);
     if let Some(mut lines) = spare.take() {
         if let Some(buffer) = Arc::get_mut(&mut lines) {
             // A buffer much larger than needed (a long line's) is kept for

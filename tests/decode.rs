@@ -29,48 +29,28 @@ struct Outcome {
 
 /// Pushes `chunks` one at a time, taking every event after each, then ends the
 /// stream and takes what is left.
-fn decode_chunks_with(mut decoder: Decoder, chunks: &[&[u8]]) -> Outcome {
-    let mut events = Vec::new();
-    let mut error = None;
-    let mut drain = |decoder: &mut Decoder, error: &mut Option<String>| {
-        loop {
-            match decoder.next_event() {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => return true,
-                Err(err) => {
-                    *error = Some(err.to_string());
-                    return false;
-                }
-            }
-        }
-    };
-    let mut ok = true;
-    for chunk in chunks {
-        decoder.push(chunk);
-        ok = drain(&mut decoder, &mut error);
-        if !ok {
-            break;
-        }
-    }
-    if ok {
-        decoder.finish();
-        drain(&mut decoder, &mut error);
-    }
-    Outcome {
-        events,
-        error,
-        last_event_id: decoder.last_event_id().to_owned(),
-        reconnection_time: decoder.reconnection_time(),
-    }
+fn decode_chunks_with(decoder: Decoder, chunks: &[&[u8]]) -> Outcome {
+    decode_chunks_taking(decoder, chunks, Decoder::next_event)
 }
 
 /// [`decode_chunks_with`], taking the events with `next_shared_event`.
-fn decode_shared_chunks_with(mut decoder: Decoder, chunks: &[&[u8]]) -> Outcome {
+fn decode_shared_chunks_with(decoder: Decoder, chunks: &[&[u8]]) -> Outcome {
+    decode_chunks_taking(decoder, chunks, |decoder| {
+        Ok(decoder.next_shared_event()?.map(MessageEvent::from))
+    })
+}
+
+/// [`decode_chunks_with`], taking each event with `take`.
+fn decode_chunks_taking(
+    mut decoder: Decoder,
+    chunks: &[&[u8]],
+    take: fn(&mut Decoder) -> Result<Option<MessageEvent>, DecodeError>,
+) -> Outcome {
     let mut events = Vec::new();
     let mut error = None;
     let mut drain = |decoder: &mut Decoder, error: &mut Option<String>| loop {
-        match decoder.next_shared_event() {
-            Ok(Some(event)) => events.push(MessageEvent::from(event)),
+        match take(decoder) {
+            Ok(Some(event)) => events.push(event),
             Ok(None) => return true,
             Err(err) => {
                 *error = Some(err.to_string());
