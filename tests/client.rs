@@ -877,6 +877,25 @@ async fn follows_a_redirect_chain_and_gives_up_on_a_loop_beyond_the_bound() {
 }
 
 #[tokio::test]
+async fn the_plain_http_client_gives_up_on_a_redirect_to_https() {
+    let server = TestServer::start(
+        any_port(),
+        Arc::new(|_| {
+            Response::builder()
+                .status(StatusCode::FOUND)
+                // Never connected to: the client gives up first.
+                .header(LOCATION, "https://127.0.0.1:9/events")
+                .body(Full::default().boxed())
+                .unwrap()
+        }),
+    )
+    .await;
+    let mut source = EventSource::http(server.url("/events"));
+    let error = within("the error", expect_gave_up(&mut source)).await;
+    assert!(error.is_invalid_request(), "{error:?}");
+}
+
+#[tokio::test]
 async fn an_endless_line_ends_with_the_line_too_long_error() {
     let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
     let handler: Handler = Arc::new(move |_| {

@@ -77,6 +77,9 @@ pub(crate) struct Config {
     pub(crate) retry_server_errors: bool,
     pub(crate) max_line_len: Option<usize>,
     pub(crate) max_event_len: Option<usize>,
+    /// The transport speaks plain HTTP only (`build_http`): a redirect to
+    /// another scheme is refused rather than attempted.
+    pub(crate) http_only: bool,
 }
 
 impl Config {
@@ -95,6 +98,7 @@ impl Config {
             retry_server_errors: false,
             max_line_len: None,
             max_event_len: None,
+            http_only: false,
         }
     }
 
@@ -275,15 +279,18 @@ impl EventSourceBuilder {
     }
 
     /// Builds the source over hyper-util's pooled HTTP/1 client, for plain
-    /// `http://` URIs (any other scheme is an invalid request: bring a
-    /// client with a TLS connector to [`build`](Self::build)). Needs a tokio
-    /// runtime when polled.
+    /// `http://` URIs (any other scheme, and a redirect to one, is an
+    /// invalid request: bring a client with a TLS connector to
+    /// [`build`](Self::build)). Needs a tokio runtime when polled.
     pub fn build_http(self) -> EventSource {
         self.map(|config| {
             if config.uri.scheme_str() != Some("http") {
                 return Err("build_http serves http:// URIs only".to_owned());
             }
-            Ok(config)
+            Ok(Config {
+                http_only: true,
+                ..config
+            })
         })
         .build(http_client())
     }

@@ -342,6 +342,15 @@ impl EventSource {
             }
             return match redirect::follow(status, &attempt.uri, &attempt.method, response.headers())
             {
+                // The plain HTTP client would fail to connect, and every
+                // reconnection would be redirected there again.
+                Ok(redirected)
+                    if self.config.http_only && redirected.uri.scheme_str() != Some("http") =>
+                {
+                    Next::GiveUp(Kind::InvalidRequest(
+                        "a redirect to https:// on a client for http:// only (build_http)".into(),
+                    ))
+                }
                 Ok(redirected) => Next::Redirect(Box::new(attempt.redirected(redirected))),
                 Err(error) => Next::GiveUp(Kind::InvalidRequest(error)),
             };
