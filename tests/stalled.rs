@@ -273,7 +273,14 @@ async fn deadlines_too_far_to_represent_never_fire_and_never_panic() {
     let status = io.status();
     assert!(!status.is_write_timed_out() && !status.is_shutdown_grace_elapsed());
 
-    let served = shutdown.within_grace(Duration::MAX, async { "done" }).await;
+    // A future that is not ready at once, so that the grace's deadline is
+    // computed.
+    let served = shutdown
+        .within_grace(Duration::MAX, async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            "done"
+        })
+        .await;
     assert_eq!(served.unwrap(), "done");
 }
 
@@ -307,7 +314,7 @@ mod axum_serve {
     use axum::Router;
     use axum::routing::get;
     use tower_sse::axum::{GuardedListener, SseResponse};
-    use tower_sse::{Farewell, GraceElapsed, SseConfigLayer};
+    use tower_sse::{Farewell, GraceElapsed, KeepAlive, SseConfigLayer};
 
     use support::client::open_events;
     use support::{all_events, next_event, one_then_idle, triple};
@@ -395,7 +402,10 @@ mod axum_serve {
     async fn write_timeout_closes_a_stalled_client_and_the_router_layer_reports_it() {
         let shutdown = Shutdown::new();
         let closes = CloseRecorder::new();
-        let config = SseConfig::new().on_close(closes.hook());
+        // Pings every second: the reading client's connection keeps writing.
+        let config = SseConfig::new()
+            .on_close(closes.hook())
+            .keep_alive(KeepAlive::new().interval(WRITE_TIMEOUT / 2));
         let guard = ConnectionGuard::new().write_timeout(WRITE_TIMEOUT);
         let (addr, _server) = serve(app(config), guard, &shutdown).await;
 
@@ -405,7 +415,8 @@ mod axum_serve {
 
         assert_eq!(closes.wait_for(1).await, [CloseReason::WriteTimeout]);
         read_until_closed(&mut stalled).await;
-        // The reading client is still served, write timeouts later.
+        // The reading client is still served, its pings written, write
+        // timeouts later.
         tokio::time::sleep(3 * WRITE_TIMEOUT).await;
         assert_eq!(closes.reasons(), [CloseReason::WriteTimeout]);
         drop(events);
