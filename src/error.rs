@@ -204,9 +204,13 @@ impl std::error::Error for InvalidLastEventId {}
 /// A stream error meaning "this subscriber fell too far behind and was cut
 /// off"; the client should reconnect and catch up.
 ///
-/// A stream that yields `Err(Lagged)` ends its response cleanly, without the
+/// A stream that yields `Err(Lagged)` ends its response without the
 /// configured error event, and the close hook is told
-/// [`CloseReason::Lagged`](crate::CloseReason::Lagged).
+/// [`CloseReason::Lagged`](crate::CloseReason::Lagged). The response ends
+/// cleanly, except on a connection guarded by a
+/// [`ConnectionGuard`](crate::ConnectionGuard): there the body ends with the
+/// error, so that the server drops what it still buffers for a client that
+/// fell behind instead of waiting to write it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Lagged(());
 

@@ -57,10 +57,6 @@ pub(crate) fn stream_response<S>(stream: S, explicit: Option<SseConfig>) -> Resp
     response
 }
 
-/// Turns an SSE response made by a framework adapter into an empty
-/// `406 Not Acceptable`: the body ends at its first poll, with its stream
-/// unpolled and no close reported.
-#[cfg_attr(not(any(feature = "axum", feature = "warp")), allow(dead_code))]
 /// What an outer config layer does to an SSE response made inside it: a
 /// request that does not accept `text/event-stream` gets an empty `406` when
 /// the layer's policy or the response's own requires it; then the slot gets
@@ -77,6 +73,9 @@ pub(crate) fn settle_slot<B>(
     slot.set(config);
 }
 
+/// Turns an SSE response made by a framework adapter into an empty
+/// `406 Not Acceptable`: the body ends at its first poll, with its stream
+/// unpolled and no close reported.
 fn refuse<B>(response: &mut Response<B>, slot: &ConfigSlot) {
     slot.refuse();
     *response.status_mut() = StatusCode::NOT_ACCEPTABLE;

@@ -319,7 +319,6 @@ impl EventSource {
         {
             self.backoff.succeeded();
         }
-        self.decoder.finish();
         self.idle = None;
         let delay = self
             .backoff
