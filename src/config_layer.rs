@@ -91,10 +91,10 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let accepts = accepts_event_stream(request.headers());
         let connection = ConnectionStatus::of_request(request.extensions());
-        // For the span of an SSE response, when spans at its level are
-        // wanted at all.
-        let request_line = tracing::span_enabled!(tracing::Level::INFO)
-            .then(|| (request.method().clone(), request.uri().clone()));
+        // Cheap clones (shared bytes); the span is made only for an SSE
+        // response. (Asking `span_enabled!` first would ask about another
+        // target and name than the span's, which filters can tell apart.)
+        let request_line = Some((request.method().clone(), request.uri().clone()));
         ApplySseConfigFuture {
             future: self.inner.call(request),
             config: Some(self.config.clone()),
