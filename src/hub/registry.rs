@@ -312,9 +312,22 @@ impl Registry {
         let map = self.logs_mut(kind);
         if let Some(log) = map.remove(name) {
             log.discard(&mut self.retention);
+            self.report_gone(&log);
             after.wake(log.close());
             after.forgotten.push(log);
         }
+    }
+
+    /// Tells the Redis follower, if any, that `log` is no longer held, so
+    /// that it stops following it unless a new one is held by then.
+    fn report_gone(&self, log: &Log) {
+        #[cfg(feature = "redis")]
+        if let Some(cache) = &self.cache {
+            // The follower is gone only when the hub is.
+            let _ = cache.send((log.kind, Arc::clone(&log.name)));
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = log;
     }
 
     /// Registers a subscription to `topics` (sorted, without duplicates) and
@@ -493,20 +506,17 @@ impl Registry {
         let current = map
             .get(&log.name)
             .is_some_and(|held| Arc::ptr_eq(held, log));
-        if let Some(removed) = current.then(|| map.remove(&log.name)).flatten() {
-            #[cfg(feature = "redis")]
-            if let Some(cache) = &self.cache {
-                // The follower is gone only when the hub is.
-                let _ = cache.send((log.kind, Arc::clone(&log.name)));
-            }
-            after.forgotten.push(removed);
-        }
+        let removed = current.then(|| map.remove(&log.name)).flatten();
         // Give back the tables' memory once most of it is unused.
         if map.len() < map.capacity() / 4 {
             map.shrink_to(map.len() * 2);
         }
         if self.idle.len() < self.idle.capacity() / 4 {
             self.idle.shrink_to(self.idle.len() * 2);
+        }
+        if let Some(removed) = removed {
+            self.report_gone(&removed);
+            after.forgotten.push(removed);
         }
     }
 

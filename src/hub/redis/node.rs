@@ -417,7 +417,7 @@ impl Node {
                 self.commands
                     .send(follow)
                     .map_err(|_| HubError::unavailable(STOPPED))?;
-                tokio::time::timeout(self.redis.timeout() * 2, answer)
+                tokio::time::timeout(self.redis.timeout().saturating_mul(2), answer)
                     .await
                     .map_err(|_| HubError::unavailable(super::connection::TimedOut))?
                     .map_err(|_| HubError::unavailable(STOPPED))??
