@@ -8,8 +8,9 @@ use crate::error::EventError;
 /// an id, or (for a hub on Redis) Redis could not be reached in time.
 ///
 /// Returned by [`Hub::publish`](super::Hub::publish) and
-/// [`Hub::send_to`](super::Hub::send_to), and by `RedisHub`'s; a refused
-/// event reaches no one.
+/// [`Hub::send_to`](super::Hub::send_to), and by `RedisHub`'s. A refused
+/// event reaches no one, except that Redis may have published an event whose
+/// answer alone was lost (see [`is_unavailable`](HubError::is_unavailable)).
 #[derive(Debug, Clone)]
 pub struct HubError {
     kind: Kind,

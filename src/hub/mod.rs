@@ -17,9 +17,9 @@
 //!   (malformed, from an earlier process, from another hub) or the missed
 //!   events have left the replay window, the stream starts with a
 //!   [`RESYNC_EVENT`] instead, then goes on live.
-//! - **Slow consumers harm no one.** A subscriber holds no queue of its own;
-//!   publishing never waits for anyone, and a subscriber that falls too far
-//!   behind is handled by the [`LagPolicy`].
+//! - **Slow consumers harm no one.** A live subscriber holds no queue of its
+//!   own; publishing never waits for anyone, and a subscriber that falls too
+//!   far behind is handled by the [`LagPolicy`].
 //! - **Per-user feeds that resume.** [`Hub::send_to`] appends to a user's
 //!   own log; every connection registered with [`Hub::subscribe_client`]
 //!   for that user gets it, and a connection that comes back with its

@@ -24,7 +24,8 @@ const BATCH: usize = 64;
 
 /// One connection's stream of events from a [`Hub`](super::Hub), made by
 /// [`Hub::subscribe`](super::Hub::subscribe) or
-/// [`Hub::subscribe_client`](super::Hub::subscribe_client).
+/// [`Hub::subscribe_client`](super::Hub::subscribe_client) (or the same
+/// methods of `RedisHub`).
 ///
 /// It yields, in order: the resync signal if its `Last-Event-ID` could not be
 /// honoured, else the retained events after that id; then live events as they
@@ -35,11 +36,17 @@ const BATCH: usize = 64;
 /// The stream ends (`None`) when every [`Hub`](super::Hub) handle has been
 /// dropped, after the events it can still read. If it falls behind under
 /// [`LagPolicy::Disconnect`](super::LagPolicy::Disconnect) it yields the
-/// `retry:` hint, then `Err(Lagged)`, then ends.
+/// `retry:` hint, then `Err(Lagged)`, then ends. A `RedisHub`'s also ends
+/// when Redis does not answer its start in time, when Redis lost its
+/// history, and when events it missed were trimmed away: its client
+/// reconnects and is told.
 ///
 /// It reads its topics' shared logs at its own position and holds no queue
 /// of its own: an idle subscription costs a few hundred bytes whatever is
-/// published. Dropping it unregisters it at once.
+/// published. (A `RedisHub`'s resume is the exception: the events it missed
+/// are read from Redis into the subscription, at most the replay windows of
+/// its logs, until it has yielded them.) Dropping it unregisters it at
+/// once.
 #[must_use = "streams do nothing unless polled"]
 pub struct Subscription {
     shared: Arc<Shared>,

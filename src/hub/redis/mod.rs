@@ -56,8 +56,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 ///   by position, then goes on live with no gap and no duplicate.
 /// - **When Redis is away**, publishing returns an error
 ///   ([`HubError::is_unavailable`]); open streams stay open (their
-///   keep-alives go on) and a new subscription that needs Redis ends at
-///   once, so that its client retries. The node reconnects with backoff and
+///   keep-alives go on) and a new subscription that needs Redis ends, at
+///   once while the node is reconnecting and otherwise after the timeout,
+///   so that its client retries. The node reconnects with backoff and
 ///   reads what it missed from the streams, after the last position it
 ///   delivered. Should Redis come back without the history (a restart
 ///   without persistence, a flush, a restore of an older snapshot), open

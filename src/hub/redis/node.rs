@@ -33,7 +33,8 @@ use crate::hub::{HubConfig, HubError, Shared};
 use super::connection::Connection;
 use super::{numbered, scripts};
 
-/// How many channels one `SUBSCRIBE`, and how many logs one read, takes.
+/// How many channels one `SUBSCRIBE`, and how many logs one read, takes
+/// when the node catches up after reconnecting.
 const CHUNK: usize = 256;
 /// How often an idle pub/sub connection is pinged.
 const PING_EVERY: Duration = Duration::from_secs(5);
