@@ -730,6 +730,28 @@ async fn a_log_trimmed_while_its_node_was_away_ends_and_is_unfollowed() {
         .expect("node A stops following the ended log");
 }
 
+/// Windows whose age has no practical limit (`Duration::MAX`) still take
+/// events: the expiry Redis is given is clamped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_of_any_age_take_events() {
+    let Some(server) = RedisServer::start(Persistence::None) else {
+        return;
+    };
+    let config = HubConfig::new()
+        .replay_max_age(Duration::MAX)
+        .user_replay_max_age(Duration::MAX);
+    let hub = RedisHub::builder(&server.url())
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    let first = publish(&hub, "t", "first").await;
+    let second = publish(&hub, "t", "second").await;
+    send(&hub, "ada", "hello").await;
+    let mut resumed = hub.subscribe(["t"], Some(&first));
+    assert_eq!(next(&mut resumed).await.unwrap().0, second);
+}
+
 /// A subscriber that falls too far behind is cut off, as on the in-process
 /// hub, and resumes from Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,7 +167,7 @@ impl Default for Registry {
     }
 }
 
-fn window(config: &HubConfig, kind: Kind) -> &Window {
+pub(super) fn window(config: &HubConfig, kind: Kind) -> &Window {
     match kind {
         Kind::Topic => &config.topics,
         Kind::User => &config.users,

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::event::EncodedEvent;
 use crate::hub::id::Epoch;
 use crate::hub::log::Kind;
-use crate::hub::registry::{AfterUnlock, Registry, Resume, Resync};
+use crate::hub::registry::{AfterUnlock, Registry, Resume, Resync, window};
 use crate::hub::subscription::Start;
 use crate::hub::{HubConfig, HubError, Shared};
 
@@ -152,8 +152,6 @@ pub(super) struct Read {
     pub(super) epoch: Epoch,
     /// The newest position in Redis.
     pub(super) head: u64,
-    /// Whether every event of every log after the position is there.
-    complete: bool,
     /// Logs whose events after the position are not all there.
     incomplete: Vec<Channel>,
     /// The events read, by position, with their logs.
@@ -313,16 +311,14 @@ impl Node {
             .try_fold(0, |since, channel| Some(since.max(*followed.get(channel)?)))
     }
 
-    fn window(&self, kind: Kind) -> &crate::hub::config::Window {
-        match kind {
-            Kind::Topic => &self.config.topics,
-            Kind::User => &self.config.users,
-        }
-    }
-
+    /// The maximum age of a log's events in milliseconds (0: none), at most
+    /// what Redis takes for `PEXPIRE` (its deadline must fit in 64 bits).
     fn max_age_ms(&self, kind: Kind) -> u64 {
-        self.window(kind).max_age.map_or(0, |age| {
-            u64::try_from(age.as_millis()).unwrap_or(u64::MAX).max(1)
+        const MAX_EXPIRE_MS: u64 = 1 << 50;
+        window(&self.config, kind).max_age.map_or(0, |age| {
+            u64::try_from(age.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, MAX_EXPIRE_MS)
         })
     }
 
@@ -332,7 +328,7 @@ impl Node {
         channel: &Channel,
         encoded: &[u8],
     ) -> Result<crate::hub::EventId, HubError> {
-        let window = self.window(channel.kind);
+        let window = window(&self.config, channel.kind);
         let mut script = scripts::PUBLISH.prepare_invoke();
         script
             .key(&self.keys.epoch)
@@ -442,9 +438,8 @@ impl Node {
         let Read {
             epoch,
             head,
-            complete,
+            incomplete,
             events,
-            ..
         } = self.read(after, None, logs).await?;
         if epoch != shared.epoch {
             // Redis has a new history that this node has not taken up yet
@@ -457,7 +452,7 @@ impl Node {
         }
         let resync = if after > head {
             Some(Resync::UnknownId)
-        } else if !complete {
+        } else if !incomplete.is_empty() {
             Some(Resync::Expired)
         } else {
             None
@@ -480,12 +475,15 @@ fn parse_read(answer: &Value, channels: &[Channel]) -> Option<Read> {
     };
     let epoch = Epoch::from_hex(bytes(items.first()?)?)?;
     let head = number(items.get(1)?)?;
-    let mut complete = true;
+    // Two items a log, or none when the position is past the head: a reply
+    // of another length is not the script's.
+    if items.len() != 2 && items.len() != 2 + 2 * channels.len() {
+        return None;
+    }
     let mut incomplete = Vec::new();
     let mut events = Vec::new();
     for (channel, log) in channels.iter().zip(items[2..].chunks_exact(2)) {
         if number(&log[0])? == 0 {
-            complete = false;
             incomplete.push(channel.clone());
             continue;
         }
@@ -506,7 +504,6 @@ fn parse_read(answer: &Value, channels: &[Channel]) -> Option<Read> {
     Some(Read {
         epoch,
         head,
-        complete,
         incomplete,
         events,
     })
